@@ -1,0 +1,181 @@
+/*
+ * Process-independent snapshots of a libopus decoder state.
+ *
+ * An OpusDecoder is one flat allocation, but it is not plain data: it holds pointers
+ * into libopus's static tables, whose addresses change from one process to the next
+ * (ASLR/PIE). Restoring a raw byte copy in another process crashes. This file knows
+ * exactly which fields are pointers, from libopus's own headers, and swaps each for a
+ * small table number on export and back to this process's address on import:
+ *
+ *   - the CELT decoder's first field, `const OpusCustomMode *mode` (celt/celt_decoder.c):
+ *     always the static 48 kHz mode;
+ *   - per SILK channel state (silk/structs.h, silk_decoder_state):
+ *     pitch_lag_low_bits_iCDF, pitch_contour_iCDF, psNLSF_CB, set by
+ *     silk/decoder_set_fs.c to one of a few static tables, or NULL before SILK ran.
+ *
+ * The OpusDecoder layout starts with `int celt_dec_offset; int silk_dec_offset;`
+ * (src/opus_decoder.c), and the SILK decoder starts with
+ * `silk_decoder_state channel_state[DECODER_NUM_CHANNELS]` (silk/dec_API.c).
+ * Anything unexpected (an unknown pointer value on export, an unknown table number
+ * on import) is refused: never guessed.
+ */
+#include <string.h>
+#include <stdint.h>
+#include "opus.h"
+#include "silk/structs.h"
+#include "silk/tables.h"
+#include "celt/modes.h"
+#include "celt/cpu_support.h"
+#include "silk/API.h"
+
+#define ZW_OK 0
+#define ZW_BAD_LAYOUT -1
+#define ZW_BAD_TAG -2
+#define ZW_BAD_SIZE -3
+
+/* Table numbers stored in place of pointers. 0 is always NULL. */
+static const void *lag_tables(int i) {
+    switch (i) {
+    case 1: return silk_uniform4_iCDF;
+    case 2: return silk_uniform6_iCDF;
+    case 3: return silk_uniform8_iCDF;
+    default: return 0;
+    }
+}
+static const void *contour_tables(int i) {
+    switch (i) {
+    case 1: return silk_pitch_contour_iCDF;
+    case 2: return silk_pitch_contour_NB_iCDF;
+    case 3: return silk_pitch_contour_10_ms_iCDF;
+    case 4: return silk_pitch_contour_10_ms_NB_iCDF;
+    default: return 0;
+    }
+}
+static const void *nlsf_tables(int i) {
+    switch (i) {
+    case 1: return &silk_NLSF_CB_NB_MB;
+    case 2: return &silk_NLSF_CB_WB;
+    default: return 0;
+    }
+}
+#define ZW_MAX_TAG 4
+
+typedef const void *(*table_fn)(int);
+
+/* Pointer -> table number, or -1 when the pointer is none of the known tables. */
+static intptr_t tag_of(const void *p, table_fn tables) {
+    int i;
+    if (p == 0) return 0;
+    for (i = 1; i <= ZW_MAX_TAG; i++)
+        if (tables(i) == p) return i;
+    return -1;
+}
+
+static const OpusCustomMode *static_mode(void) {
+    return opus_custom_mode_create(48000, 960, NULL);
+}
+
+static int offsets(const unsigned char *st, int size, int *celt, int *silk) {
+    memcpy(celt, st, sizeof(int));
+    memcpy(silk, st + sizeof(int), sizeof(int));
+    if (*celt <= 0 || *silk <= 0) return ZW_BAD_LAYOUT;
+    if ((size_t)*celt + sizeof(void *) > (size_t)size) return ZW_BAD_LAYOUT;
+    if ((size_t)*silk + DECODER_NUM_CHANNELS * sizeof(silk_decoder_state) > (size_t)size)
+        return ZW_BAD_LAYOUT;
+    return ZW_OK;
+}
+
+/* Field addresses inside a byte image of the state (unaligned access via memcpy). */
+#define FIELD(base, silk, ch, name) \
+    ((base) + (silk) + (ch) * sizeof(silk_decoder_state) + offsetof(silk_decoder_state, name))
+
+static int swap_field(unsigned char *at, table_fn tables, int exporting) {
+    const void *p;
+    intptr_t tag;
+    if (exporting) {
+        memcpy(&p, at, sizeof p);
+        tag = tag_of(p, tables);
+        if (tag < 0) return ZW_BAD_LAYOUT;
+        memcpy(at, &tag, sizeof tag);
+    } else {
+        memcpy(&tag, at, sizeof tag);
+        if (tag < 0 || tag > ZW_MAX_TAG) return ZW_BAD_TAG;
+        p = tables((int)tag);
+        if (tag != 0 && p == 0) return ZW_BAD_TAG;
+        memcpy(at, &p, sizeof p);
+    }
+    return ZW_OK;
+}
+
+static int relocate(unsigned char *img, int size, int exporting) {
+    int celt, silk, ch, rc;
+    const void *mode;
+    intptr_t mode_tag;
+    if ((rc = offsets(img, size, &celt, &silk)) != ZW_OK) return rc;
+    if (exporting) {
+        memcpy(&mode, img + celt, sizeof mode);
+        if (mode != (const void *)static_mode()) return ZW_BAD_LAYOUT;
+        mode_tag = 1;
+        memcpy(img + celt, &mode_tag, sizeof mode_tag);
+    } else {
+        memcpy(&mode_tag, img + celt, sizeof mode_tag);
+        if (mode_tag != 1) return ZW_BAD_TAG;
+        mode = static_mode();
+        memcpy(img + celt, &mode, sizeof mode);
+    }
+    for (ch = 0; ch < DECODER_NUM_CHANNELS; ch++) {
+        if ((rc = swap_field(FIELD(img, silk, ch, pitch_lag_low_bits_iCDF), lag_tables, exporting)) != ZW_OK) return rc;
+        if ((rc = swap_field(FIELD(img, silk, ch, pitch_contour_iCDF), contour_tables, exporting)) != ZW_OK) return rc;
+        if ((rc = swap_field(FIELD(img, silk, ch, psNLSF_CB), nlsf_tables, exporting)) != ZW_OK) return rc;
+    }
+    return ZW_OK;
+}
+
+/* Copies the live decoder `st` (of `size` bytes) into `out` in portable form. */
+int zw_opus_state_export(const OpusDecoder *st, int size, unsigned char *out) {
+    if (size != opus_decoder_get_size(((const int *)st)[2])) return ZW_BAD_SIZE;
+    memcpy(out, st, (size_t)size);
+    return relocate(out, size, 1);
+}
+
+/* Rebuilds a live decoder in `st` from a portable image `in` of `size` bytes.
+ * `st` must be an initialised decoder with the same channel count: its layout
+ * words are compared with the image before anything is copied. */
+int zw_opus_state_import(OpusDecoder *st, int size, const unsigned char *in, unsigned char *scratch) {
+    int rc;
+    if (size != opus_decoder_get_size(((const int *)st)[2])) return ZW_BAD_SIZE;
+    /* celt/silk offsets, channels and Fs must equal those of a decoder made here */
+    if (memcmp(in, st, 4 * sizeof(int)) != 0) return ZW_BAD_LAYOUT;
+    memcpy(scratch, in, (size_t)size);
+    if ((rc = relocate(scratch, size, 0)) != ZW_OK) return rc;
+    memcpy(st, scratch, (size_t)size);
+    return ZW_OK;
+}
+
+/* The run-time CPU dispatch level libopus chose on this machine; part of a
+ * checkpoint's fingerprint because it is stored inside the state. */
+int zw_opus_arch(void) {
+    return opus_select_arch();
+}
+
+/* sizeof(silk_decoder_state) as this file sees it, for the fingerprint. */
+int zw_opus_silk_state_size(void) {
+    return (int)sizeof(silk_decoder_state);
+}
+
+/* The SILK decoder struct (silk/dec_API.c) as this file sees it; its size must equal
+ * the one the library was compiled with, or the field offsets above are wrong. */
+typedef struct {
+    silk_decoder_state channel_state[DECODER_NUM_CHANNELS];
+    stereo_dec_state sStereo;
+    opus_int nChannelsAPI;
+    opus_int nChannelsInternal;
+    opus_int prev_decode_only_middle;
+} zw_silk_decoder;
+
+/* 1 when the headers this file was compiled with describe the linked library. */
+int zw_opus_layout_ok(void) {
+    opus_int size = 0;
+    if (silk_Get_Decoder_Size(&size) != 0) return 0;
+    return size == (opus_int)sizeof(zw_silk_decoder);
+}

@@ -1,0 +1,173 @@
+//! Node attributes: the `zarr_wavfs` object in each group's `zarr.json` (docs/FORMAT.md).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::{ATTR_KEY, ArchiveError, FORMAT_VERSION};
+
+type Attrs = Map<String, Value>;
+
+/// Where a recording came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    /// File name of the imported input (no directories).
+    pub name: String,
+    pub size: u64,
+    /// SHA-256 of the input file, lower-case hex.
+    pub sha256: String,
+}
+
+/// A recording's metadata, exactly as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingMeta {
+    pub kind: String,
+    pub format_version: u64,
+    /// Codec of `stream`; format version 1 has "opus" only.
+    pub codec: String,
+    pub channels: u16,
+    /// Exact number of sample frames the user sees.
+    pub frames: u64,
+    /// Rate the stored stream is decoded at (8000, 12000, 16000, 24000 or 48000).
+    pub sample_rate: u32,
+    /// Rate the user sees; differs from `sample_rate` when the samples were reinterpreted.
+    pub original_sample_rate: u32,
+    /// Ogg Opus pre-skip, in 48 kHz samples (as in the OpusHead header).
+    pub pre_skip: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceInfo>,
+    /// Length of `stream` in bytes.
+    pub stream_bytes: u64,
+    /// Number of rows of `index`.
+    pub index_pages: u64,
+    /// SHA-256 of `index` (rows in order, each as four little-endian i64).
+    pub index_sha256: String,
+}
+
+impl RecordingMeta {
+    /// Parses and checks a recording's attributes; `dir` labels errors.
+    pub fn from_attrs(dir: &Path, attrs: &Attrs) -> Result<Self, ArchiveError> {
+        let v = attrs
+            .get(ATTR_KEY)
+            .ok_or_else(|| ArchiveError::metadata(dir, format!("no \"{ATTR_KEY}\" attribute")))?;
+        let m: RecordingMeta = serde_json::from_value(v.clone())
+            .map_err(|e| ArchiveError::metadata(dir, format!("recording attributes: {e}")))?;
+        m.validate(dir)?;
+        Ok(m)
+    }
+
+    fn validate(&self, dir: &Path) -> Result<(), ArchiveError> {
+        let bad = |msg: String| Err(ArchiveError::metadata(dir, msg));
+        if self.format_version != FORMAT_VERSION {
+            return bad(format!(
+                "format_version {} is not supported (this build reads {FORMAT_VERSION})",
+                self.format_version
+            ));
+        }
+        if self.codec != "opus" {
+            return bad(format!("codec \"{}\" is not supported", self.codec));
+        }
+        if !(1..=2).contains(&self.channels) {
+            return bad(format!(
+                "channels = {} (Opus recordings have 1 or 2)",
+                self.channels
+            ));
+        }
+        if ![8000, 12000, 16000, 24000, 48000].contains(&self.sample_rate) {
+            return bad(format!(
+                "sample_rate = {} is not an Opus decoding rate",
+                self.sample_rate
+            ));
+        }
+        if self.original_sample_rate == 0 {
+            return bad("original_sample_rate = 0".into());
+        }
+        if self.pre_skip % (48_000 / self.sample_rate) != 0 {
+            return bad(format!(
+                "pre_skip {} is not a whole number of {} Hz samples",
+                self.pre_skip, self.sample_rate
+            ));
+        }
+        Ok(())
+    }
+
+    /// Factor from stream samples to 48 kHz granule units.
+    pub fn granule_factor(&self) -> u64 {
+        u64::from(48_000 / self.sample_rate)
+    }
+
+    /// Pre-skip in decoder output samples (at `sample_rate`).
+    pub fn pre_skip_samples(&self) -> u64 {
+        u64::from(self.pre_skip) / self.granule_factor()
+    }
+
+    /// Duration in seconds as the user sees it.
+    pub fn duration_secs(&self) -> f64 {
+        self.frames as f64 / f64::from(self.original_sample_rate)
+    }
+
+    pub fn to_attrs(&self) -> Attrs {
+        let mut m = Attrs::new();
+        m.insert(
+            ATTR_KEY.into(),
+            serde_json::to_value(self).expect("serialisable"),
+        );
+        m
+    }
+}
+
+fn kind(attrs: &Attrs) -> Option<&str> {
+    attrs.get(ATTR_KEY)?.get("kind")?.as_str()
+}
+
+pub fn is_recording(attrs: &Attrs) -> bool {
+    kind(attrs) == Some("recording")
+}
+
+/// Folders are groups marked as such, or any plain Zarr group without our marker.
+pub fn is_folder(attrs: &Attrs) -> bool {
+    match kind(attrs) {
+        Some(k) => k == "folder",
+        None => !attrs.contains_key(ATTR_KEY),
+    }
+}
+
+pub fn archive_attrs() -> Attrs {
+    let mut m = Attrs::new();
+    m.insert(
+        ATTR_KEY.into(),
+        json!({"kind": "archive", "format_version": FORMAT_VERSION}),
+    );
+    m
+}
+
+pub fn folder_attrs() -> Attrs {
+    let mut m = Attrs::new();
+    m.insert(ATTR_KEY.into(), json!({"kind": "folder"}));
+    m
+}
+
+pub fn check_archive_marker(root: &Path, attrs: &Attrs) -> Result<(), ArchiveError> {
+    let not = |reason: String| {
+        Err(ArchiveError::NotAnArchive {
+            path: root.to_path_buf(),
+            reason,
+        })
+    };
+    let Some(v) = attrs.get(ATTR_KEY) else {
+        return not(format!("root group has no \"{ATTR_KEY}\" attribute"));
+    };
+    if v.get("kind").and_then(Value::as_str) != Some("archive") {
+        return not("root group is not marked as an archive".into());
+    }
+    match v.get("format_version").and_then(Value::as_u64) {
+        Some(FORMAT_VERSION) => Ok(()),
+        Some(other) => not(format!(
+            "format_version {other} is not supported (this build reads {FORMAT_VERSION})"
+        )),
+        None => not("root group has no format_version".into()),
+    }
+}

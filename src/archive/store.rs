@@ -1,0 +1,206 @@
+//! Zarr access for one archive: group attributes, and a recording's arrays.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use zarrs::array::Array;
+use zarrs::filesystem::FilesystemStore;
+use zarrs::group::{Group, GroupBuilder};
+
+use super::checkpoints::StoredCheckpoints;
+use super::index::{self, PageIndex, PageRow};
+use super::{ArchiveError, RecordingMeta};
+
+type Attrs = serde_json::Map<String, serde_json::Value>;
+
+fn zarr_path(rel: &str) -> String {
+    format!("/{rel}")
+}
+
+fn open_store(root: &Path) -> Result<Arc<FilesystemStore>, ArchiveError> {
+    Ok(Arc::new(
+        FilesystemStore::new(root).map_err(|e| ArchiveError::zarr(root, e))?,
+    ))
+}
+
+/// The attributes of the group at archive-relative `rel`.
+pub(crate) fn read_group_attrs(root: &Path, rel: &str) -> Result<Attrs, ArchiveError> {
+    let dir = root.join(rel);
+    // Read zarr.json ourselves first so a missing or unreadable file is an I/O error
+    // naming the file, not a generic Zarr one.
+    std::fs::metadata(dir.join("zarr.json"))
+        .map_err(|e| ArchiveError::io(dir.join("zarr.json"), e))?;
+    let store = open_store(root)?;
+    let group = Group::open(store, &zarr_path(rel)).map_err(|e| ArchiveError::zarr(&dir, e))?;
+    Ok(group.attributes().clone())
+}
+
+/// Writes a group's `zarr.json` at `dir/rel` by writing a sibling temporary file and
+/// renaming it over, so a reader never sees a half-written file.
+pub(crate) fn write_group_atomically(
+    root: &Path,
+    rel: &str,
+    attrs: Attrs,
+) -> Result<(), ArchiveError> {
+    let dir = root.join(rel);
+    let tmp =
+        root.join(super::STAGING_DIR)
+            .join(format!("group-{}-{}", std::process::id(), unique()));
+    std::fs::create_dir_all(&tmp).map_err(|e| ArchiveError::io(&tmp, e))?;
+    let store = open_store(&tmp)?;
+    GroupBuilder::new()
+        .attributes(attrs)
+        .build(store, "/")
+        .map_err(|e| ArchiveError::zarr(&dir, e))?
+        .store_metadata()
+        .map_err(|e| ArchiveError::zarr(&dir, e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| ArchiveError::io(&dir, e))?;
+    let res = std::fs::rename(tmp.join("zarr.json"), dir.join("zarr.json"))
+        .map_err(|e| ArchiveError::io(&dir, e));
+    let _ = std::fs::remove_dir_all(&tmp);
+    res
+}
+
+/// A name part that differs between calls and processes.
+pub(crate) fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-{}", t.as_nanos(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Bytes used by all files under `dir`.
+pub(crate) fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+/// Random access to the bytes of a recording's `stream` array.
+pub trait StreamBytes: Send + Sync {
+    fn read(&self, range: Range<u64>) -> Result<Vec<u8>, ArchiveError>;
+}
+
+impl StreamBytes for Vec<u8> {
+    fn read(&self, range: Range<u64>) -> Result<Vec<u8>, ArchiveError> {
+        let len = self.len() as u64;
+        Ok(self[range.start.min(len) as usize..range.end.min(len) as usize].to_vec())
+    }
+}
+
+/// A recording opened for reading: metadata plus handles on its arrays.
+pub struct RecordingStore {
+    root: PathBuf,
+    path: String,
+    meta: RecordingMeta,
+    store: Arc<FilesystemStore>,
+    stream: Array<FilesystemStore>,
+}
+
+impl RecordingStore {
+    pub(crate) fn open(root: &Path, path: &str, meta: RecordingMeta) -> Result<Self, ArchiveError> {
+        let store = open_store(root)?;
+        let dir = root.join(path);
+        let stream = Array::open(store.clone(), &zarr_path(&format!("{path}/stream")))
+            .map_err(|e| ArchiveError::zarr(dir.join("stream"), e))?;
+        if stream.shape() != [meta.stream_bytes] {
+            return Err(ArchiveError::damaged(
+                dir.join("stream"),
+                format!(
+                    "stream has shape {:?}, metadata says {} bytes",
+                    stream.shape(),
+                    meta.stream_bytes
+                ),
+            ));
+        }
+        Ok(RecordingStore {
+            root: root.to_path_buf(),
+            path: path.to_string(),
+            meta,
+            store,
+            stream,
+        })
+    }
+
+    pub fn meta(&self) -> &RecordingMeta {
+        &self.meta
+    }
+
+    /// Archive-relative path of the recording.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// File system directory of the recording.
+    pub fn dir(&self) -> PathBuf {
+        self.root.join(&self.path)
+    }
+
+    /// The page index, checked against the digest in the metadata.
+    pub fn read_index(&self) -> Result<PageIndex, ArchiveError> {
+        let dir = self.dir().join("index");
+        let n = self.meta.index_pages;
+        let array = Array::open(
+            self.store.clone(),
+            &zarr_path(&format!("{}/index", self.path)),
+        )
+        .map_err(|e| ArchiveError::zarr(&dir, e))?;
+        if array.shape() != [n, PageRow::COLUMNS as u64] {
+            return Err(ArchiveError::damaged(
+                &dir,
+                format!("index has shape {:?}, expected [{n}, 4]", array.shape()),
+            ));
+        }
+        let v: Vec<i64> = array
+            .retrieve_array_subset(&[0..n, 0..PageRow::COLUMNS as u64])
+            .map_err(|e| ArchiveError::zarr(&dir, e))?;
+        let rows: Vec<PageRow> = v
+            .chunks_exact(PageRow::COLUMNS)
+            .map(PageRow::from_i64)
+            .collect::<Option<_>>()
+            .ok_or_else(|| ArchiveError::damaged(&dir, "negative value in index"))?;
+        if index::digest(&rows) != self.meta.index_sha256 {
+            return Err(ArchiveError::damaged(
+                &dir,
+                "index does not match its SHA-256 in the recording's metadata",
+            ));
+        }
+        Ok(PageIndex::new(rows, self.meta.stream_bytes))
+    }
+
+    /// The stored checkpoints, if any.
+    pub fn read_checkpoints(&self) -> Result<Option<StoredCheckpoints>, ArchiveError> {
+        StoredCheckpoints::load(&self.store, &self.root, &self.path)
+    }
+
+    /// Bytes used on disk by each part: (stream, index, checkpoints).
+    pub fn disk_usage(&self) -> (u64, u64, u64) {
+        let d = self.dir();
+        (
+            dir_size(&d.join("stream")),
+            dir_size(&d.join("index")),
+            dir_size(&d.join("checkpoints")),
+        )
+    }
+}
+
+impl StreamBytes for RecordingStore {
+    fn read(&self, range: Range<u64>) -> Result<Vec<u8>, ArchiveError> {
+        let end = range.end.min(self.meta.stream_bytes);
+        if range.start >= end {
+            return Ok(Vec::new());
+        }
+        self.stream
+            .retrieve_array_subset(&[range.start..end])
+            .map_err(|e| ArchiveError::zarr(self.dir().join("stream"), e))
+    }
+}

@@ -1,0 +1,51 @@
+//! Codecs: turning a recording's stored stream into samples, span by span.
+//!
+//! Every codec presents a recording as a list of *spans*, frame ranges that decode
+//! independently of each other (for Opus: from one checkpoint to the next). The engine
+//! caches and prefetches spans without knowing what codec made them.
+
+pub mod opus;
+
+use std::path::PathBuf;
+
+use crate::archive::ArchiveError;
+use crate::archive::ogg::OggError;
+
+/// Why samples could not be produced.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CodecError {
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error("{path}: {source}")]
+    Ogg { path: PathBuf, source: OggError },
+    #[error("{path}: {source}")]
+    Opus {
+        path: PathBuf,
+        source: opus::OpusError,
+    },
+    #[error("{path}: damaged: {message}")]
+    Damaged { path: PathBuf, message: String },
+}
+
+/// A recording's audio as independently decodable spans of interleaved i16 samples.
+pub trait SpanSource: Send + Sync {
+    fn channels(&self) -> u16;
+    /// Frames the user sees.
+    fn frames(&self) -> u64;
+    /// First frame of each span: ascending, starting at 0, each span non-empty.
+    /// Span `j` covers `starts[j]..starts[j + 1]` (the last one ends at `frames()`).
+    fn span_starts(&self) -> &[u64];
+    /// Decodes span `j`: exactly its length × `channels()` samples.
+    fn decode_span(&self, j: usize) -> Result<Vec<i16>, CodecError>;
+
+    /// Frame range of span `j`.
+    fn span_range(&self, j: usize) -> std::ops::Range<u64> {
+        let s = self.span_starts();
+        s[j]..s.get(j + 1).copied().unwrap_or(self.frames())
+    }
+
+    /// The span containing frame `f` (`f < frames()`).
+    fn span_of(&self, f: u64) -> usize {
+        self.span_starts().partition_point(|&s| s <= f) - 1
+    }
+}

@@ -1,0 +1,420 @@
+//! An Opus recording as spans: checkpoint planning, span decoding, and the fallback
+//! when stored checkpoints cannot be used.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::fingerprint::current_fingerprint;
+use super::libopus::Decoder;
+use crate::archive::checkpoints::{CheckpointWriter, StoredCheckpoints};
+use crate::archive::index::PageIndex;
+use crate::archive::ogg::{PacketAssembler, parse_page};
+use crate::archive::{RecordingMeta, RecordingStore, StreamBytes};
+use crate::codec::{CodecError, SpanSource};
+
+/// Checkpoint positions for a stream: (packet, sample) pairs, one at the start of the
+/// first page that begins at or after each multiple of `interval` samples. Positions lie
+/// strictly inside the audible part (after pre-skip, before the end), so every span is
+/// non-empty.
+pub fn plan_checkpoints(index: &PageIndex, meta: &RecordingMeta, interval: u64) -> Vec<(u64, u64)> {
+    let lo = meta.pre_skip_samples();
+    let hi = lo + meta.frames;
+    let mut out = Vec::new();
+    let mut next = interval.max(1);
+    for k in 1..index.rows().len() {
+        let (p, s) = (index.packets_before(k), index.samples_before(k));
+        if s >= next && s > lo && s < hi && out.last().is_none_or(|&(lp, _)| p > lp) {
+            out.push((p, s));
+            next = (s / interval.max(1) + 1) * interval.max(1);
+        }
+    }
+    out
+}
+
+/// Packet source for one span: reads the pages holding packets `from..to` and hands
+/// each packet to `f`, checking every page against the index.
+fn for_each_packet(
+    stream: &dyn StreamBytes,
+    index: &PageIndex,
+    path: &std::path::Path,
+    from: u64,
+    to: u64,
+    mut f: impl FnMut(&[u8]) -> Result<(), CodecError>,
+) -> Result<(), CodecError> {
+    if from >= to {
+        return Ok(());
+    }
+    let first = index.first_page_for_packet(from);
+    let last = index.page_ending_packet(to - 1);
+    let range = index.byte_range(first, last);
+    let bytes = stream.read(range.clone())?;
+    if bytes.len() as u64 != range.end - range.start {
+        return Err(damaged(
+            path,
+            format!("stream ends before byte {}", range.end),
+        ));
+    }
+    let mut asm = PacketAssembler::new();
+    let mut pos = 0usize;
+    let mut number = index.packets_before(first);
+    for k in first..=last {
+        let row = index.rows()[k];
+        let at = range.start + pos as u64;
+        if at != row.offset {
+            return Err(damaged(
+                path,
+                format!(
+                    "index says page {k} starts at byte {}, stream has one at {at}",
+                    row.offset
+                ),
+            ));
+        }
+        let page = parse_page(&bytes[pos..], at).map_err(|source| CodecError::Ogg {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if page.granule != row.granule
+            || index.packets_before(k) + page.packets_completed() != row.packets_done
+        {
+            return Err(damaged(
+                path,
+                format!("page at byte {at} does not match index row {k}"),
+            ));
+        }
+        if k == first && page.continued() {
+            // The assembler drops this page's leading fragment: that packet is not ours.
+            number += 1;
+        }
+        asm.push::<CodecError>(&page, |packet| {
+            if (from..to).contains(&number) {
+                f(packet)?;
+            }
+            number += 1;
+            Ok(())
+        })?;
+        pos += page.len;
+    }
+    Ok(())
+}
+
+fn damaged(path: &std::path::Path, message: String) -> CodecError {
+    CodecError::Damaged {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// Decodes packets `from..to` with `dec`, appending to `out`; checks their length.
+fn decode_packets(
+    dec: &mut Decoder,
+    stream: &dyn StreamBytes,
+    index: &PageIndex,
+    path: &std::path::Path,
+    from: u64,
+    to: u64,
+    out: &mut Vec<i16>,
+) -> Result<(), CodecError> {
+    for_each_packet(stream, index, path, from, to, |packet| {
+        dec.decode(packet, out)
+            .map(drop)
+            .map_err(|source| CodecError::Opus {
+                path: path.to_path_buf(),
+                source,
+            })
+    })
+}
+
+/// Decodes the whole stream once, calling `at_checkpoint` with the decoder just before
+/// each planned checkpoint packet. Used by import and `zarr-wavfs index`.
+pub fn build_checkpoints(
+    stream: &dyn StreamBytes,
+    index: &PageIndex,
+    meta: &RecordingMeta,
+    path: &std::path::Path,
+    plan: &[(u64, u64)],
+    mut at_checkpoint: impl FnMut(&Decoder) -> Result<(), CodecError>,
+) -> Result<(), CodecError> {
+    let mut dec =
+        Decoder::new(meta.sample_rate, meta.channels).map_err(|source| CodecError::Opus {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let mut scratch = Vec::new();
+    let mut next = 0usize;
+    let total = index.total_packets();
+    let mut done = 0u64;
+    // Decode in page-sized steps between checkpoints to keep `scratch` small.
+    while done < total {
+        let stop = plan.get(next).map_or(total, |&(p, _)| p);
+        let mut p = done;
+        while p < stop {
+            let step_end = (p + 256).min(stop);
+            scratch.clear();
+            decode_packets(&mut dec, stream, index, path, p, step_end, &mut scratch)?;
+            p = step_end;
+        }
+        done = stop;
+        if next < plan.len() {
+            at_checkpoint(&dec)?;
+            next += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Writes checkpoints for a stream into `dir` (a `checkpoints` group).
+pub fn write_checkpoints(
+    stream: &dyn StreamBytes,
+    index: &PageIndex,
+    meta: &RecordingMeta,
+    path: &std::path::Path,
+    dir: &std::path::Path,
+    interval: u64,
+) -> Result<usize, CodecError> {
+    let fp = current_fingerprint(meta.channels);
+    let plan = plan_checkpoints(index, meta, interval);
+    let mut w = CheckpointWriter::create(dir, &fp, interval, plan.clone())?;
+    build_checkpoints(stream, index, meta, path, &plan, |dec| {
+        let state = dec.export_state().map_err(|source| CodecError::Opus {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        w.push(&state).map_err(CodecError::from)
+    })?;
+    w.finish()?;
+    Ok(plan.len())
+}
+
+/// Where the decoder state for each span comes from.
+enum States {
+    /// Stored checkpoints made by this very decoder build.
+    Stored(StoredCheckpoints),
+    /// Rebuilt in memory by decoding from the start; `None` until first needed.
+    Memory(Vec<Option<Arc<Decoder>>>),
+}
+
+/// An Opus recording opened for decoding.
+pub struct OpusSource {
+    store: Arc<RecordingStore>,
+    index: PageIndex,
+    meta: RecordingMeta,
+    path: PathBuf,
+    /// (packet, sample) at the start of spans 1..; span 0 starts at packet 0.
+    positions: Vec<(u64, u64)>,
+    starts: Vec<u64>,
+    states: Mutex<States>,
+}
+
+impl OpusSource {
+    /// Opens a recording: reads and verifies its index, and decides whether its stored
+    /// checkpoints can be used (fingerprint equal to the running decoder's) or must be
+    /// rebuilt in memory (with a warning).
+    pub fn open(store: Arc<RecordingStore>) -> Result<Self, CodecError> {
+        let meta = store.meta().clone();
+        let path = store.dir();
+        let index = store.read_index()?;
+        let expected = meta.pre_skip_samples() + meta.frames;
+        if expected > index.total_samples() {
+            return Err(damaged(
+                &path,
+                format!(
+                    "metadata promises {} frames, the stream has fewer",
+                    meta.frames
+                ),
+            ));
+        }
+        let stored = match store.read_checkpoints() {
+            Ok(Some(c)) if c.fingerprint == current_fingerprint(meta.channels) => Some(c),
+            Ok(Some(_)) => {
+                log::warn!(
+                    "{}: checkpoints were made by a different libopus build; rebuilding them in memory (run `zarr-wavfs index` to store new ones)",
+                    path.display()
+                );
+                None
+            }
+            Ok(None) => {
+                log::warn!(
+                    "{}: no checkpoints stored; rebuilding them in memory",
+                    path.display()
+                );
+                None
+            }
+            Err(e) => {
+                log::warn!("{e}; rebuilding checkpoints in memory");
+                None
+            }
+        };
+        let positions: Vec<(u64, u64)> = match &stored {
+            Some(c) => c.rows.iter().map(|r| (r.packet, r.sample)).collect(),
+            None => plan_checkpoints(
+                &index,
+                &meta,
+                (super::DEFAULT_CHECKPOINT_INTERVAL_SECS * f64::from(meta.sample_rate)) as u64,
+            ),
+        };
+        let lo = meta.pre_skip_samples();
+        let mut starts = vec![0u64];
+        for (i, &(p, s)) in positions.iter().enumerate() {
+            let ok = s > lo
+                && s < expected
+                && p < index.total_packets()
+                && i.checked_sub(1)
+                    .is_none_or(|h| positions[h].0 < p && positions[h].1 < s);
+            if !ok {
+                return Err(damaged(
+                    &path,
+                    format!("checkpoint {i} position ({p}, {s}) is impossible"),
+                ));
+            }
+            starts.push(s - lo);
+        }
+        let states = match stored {
+            Some(c) => States::Stored(c),
+            None => States::Memory(vec![None; positions.len()]),
+        };
+        Ok(OpusSource {
+            store,
+            index,
+            meta,
+            path,
+            positions,
+            starts,
+            states: Mutex::new(states),
+        })
+    }
+
+    /// Whether spans come from stored checkpoints (false: rebuilt in memory).
+    pub fn uses_stored_checkpoints(&self) -> bool {
+        matches!(*self.states.lock(), States::Stored(_))
+    }
+
+    fn opus_err(&self, source: super::OpusError) -> CodecError {
+        CodecError::Opus {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn fresh(&self) -> Result<Decoder, CodecError> {
+        Decoder::new(self.meta.sample_rate, self.meta.channels).map_err(|e| self.opus_err(e))
+    }
+
+    /// First packet of span `j`.
+    fn packet_of_span(&self, j: usize) -> u64 {
+        if j == 0 { 0 } else { self.positions[j - 1].0 }
+    }
+
+    /// The decoder state at the start of span `j`.
+    fn state_for(&self, j: usize) -> Result<Decoder, CodecError> {
+        if j == 0 {
+            return self.fresh();
+        }
+        let mut states = self.states.lock();
+        if let States::Stored(c) = &*states {
+            let loaded = c.state(j - 1).map_err(CodecError::from).and_then(|img| {
+                let mut d = self.fresh()?;
+                d.import_state(&img).map_err(|e| self.opus_err(e))?;
+                Ok(d)
+            });
+            match loaded {
+                Ok(d) => return Ok(d),
+                Err(e) => {
+                    // A damaged snapshot must not give different audio: rebuild from the stream.
+                    log::warn!("{e}; rebuilding this recording's checkpoints in memory");
+                    *states = States::Memory(vec![None; self.positions.len()]);
+                }
+            }
+        }
+        let States::Memory(memo) = &mut *states else {
+            unreachable!("replaced above")
+        };
+        if let Some(d) = &memo[j - 1] {
+            return Ok(Decoder::clone(d));
+        }
+        // Decode forward from the nearest earlier known state, keeping each state passed.
+        let (mut dec, mut at) = match (0..j - 1)
+            .rev()
+            .find_map(|i| memo[i].as_ref().map(|d| (i + 1, d)))
+        {
+            Some((span, d)) => (Decoder::clone(d), span),
+            None => (self.fresh()?, 0),
+        };
+        let mut scratch = Vec::new();
+        while at < j {
+            scratch.clear();
+            decode_packets(
+                &mut dec,
+                &*self.store,
+                &self.index,
+                &self.path,
+                self.packet_of_span(at),
+                self.packet_of_span(at + 1),
+                &mut scratch,
+            )?;
+            at += 1;
+            memo[at - 1] = Some(Arc::new(dec.clone()));
+        }
+        Ok(dec)
+    }
+}
+
+impl SpanSource for OpusSource {
+    fn channels(&self) -> u16 {
+        self.meta.channels
+    }
+
+    fn frames(&self) -> u64 {
+        self.meta.frames
+    }
+
+    fn span_starts(&self) -> &[u64] {
+        &self.starts
+    }
+
+    fn decode_span(&self, j: usize) -> Result<Vec<i16>, CodecError> {
+        let mut dec = self.state_for(j)?;
+        let from = self.packet_of_span(j);
+        let to = self
+            .positions
+            .get(j)
+            .map_or(self.index.total_packets(), |&(p, _)| p);
+        let first_sample = if j == 0 { 0 } else { self.positions[j - 1].1 };
+        let end_sample = self
+            .positions
+            .get(j)
+            .map_or(self.index.total_samples(), |&(_, s)| s);
+        let ch = usize::from(self.meta.channels);
+        let mut out = Vec::with_capacity((end_sample - first_sample) as usize * ch);
+        decode_packets(
+            &mut dec,
+            &*self.store,
+            &self.index,
+            &self.path,
+            from,
+            to,
+            &mut out,
+        )?;
+        if out.len() as u64 != (end_sample - first_sample) * ch as u64 {
+            return Err(damaged(
+                &self.path,
+                format!(
+                    "span {j} decoded to {} samples, index says {}",
+                    out.len() / ch,
+                    end_sample - first_sample
+                ),
+            ));
+        }
+        // Keep only the audible frames: drop pre-skip before, end padding after.
+        let lo = self.meta.pre_skip_samples();
+        let r = self.span_range(j);
+        let (a, b) = (
+            (r.start + lo - first_sample) as usize * ch,
+            (r.end + lo - first_sample) as usize * ch,
+        );
+        out.truncate(b);
+        out.drain(..a);
+        Ok(out)
+    }
+}

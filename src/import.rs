@@ -1,0 +1,439 @@
+//! `import`: WAV and Ogg Opus files into an archive, each recording committed atomically.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::archive::index::{self, PageIndex};
+use crate::archive::writer::{StagedRecording, clean_stale_staging};
+use crate::archive::{Archive, ArchiveError, RecordingMeta, SourceInfo};
+use crate::codec::CodecError;
+use crate::codec::opus::{OggOpusEncoder, write_checkpoints};
+
+/// Rates Opus encodes natively.
+pub const OPUS_RATES: [u32; 5] = [8000, 12000, 16000, 24000, 48000];
+
+/// The Opus rate a recording at `rate` is stored at: the rate itself when Opus supports
+/// it, else the smallest Opus rate above it, else 48 kHz. The samples are never
+/// resampled, only relabelled (docs/FORMAT.md, "Sample rates").
+pub fn stream_rate_for(rate: u32) -> u32 {
+    OPUS_RATES
+        .iter()
+        .copied()
+        .find(|&r| r >= rate)
+        .unwrap_or(48_000)
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Archive folder to import into ("" for the root).
+    pub into: String,
+    /// Opus bitrate per channel, bits per second.
+    pub bitrate_per_channel: u32,
+    /// Checkpoint spacing in seconds of stream time.
+    pub checkpoint_interval_secs: f64,
+    pub force: bool,
+    pub start_time: Option<String>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            into: String::new(),
+            bitrate_per_channel: 64_000,
+            checkpoint_interval_secs: crate::codec::opus::DEFAULT_CHECKPOINT_INTERVAL_SECS,
+            force: false,
+            start_time: None,
+        }
+    }
+}
+
+/// Why one input could not be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}: {message}")]
+    Input { path: PathBuf, message: String },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+fn input_err(path: &Path, message: impl Into<String>) -> ImportError {
+    ImportError::Input {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// One file to import and the archive path it goes to.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub input: PathBuf,
+    pub target: String,
+}
+
+/// Expands inputs into jobs: a directory contributes its audio files recursively, its
+/// sub-folders becoming folders in the archive.
+pub fn plan(inputs: &[PathBuf], into: &str) -> Result<Vec<Job>, ImportError> {
+    let mut jobs = Vec::new();
+    for input in inputs {
+        let md = std::fs::metadata(input).map_err(|e| input_err(input, e.to_string()))?;
+        if md.is_dir() {
+            walk_dir(input, &join(into, &sanitise(&file_name(input))), &mut jobs)?;
+        } else {
+            jobs.push(Job {
+                input: input.clone(),
+                target: join(into, &sanitise(&stem(input))),
+            });
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for j in &jobs {
+        if !seen.insert(j.target.clone()) {
+            return Err(input_err(
+                &j.input,
+                format!("two inputs would both become \"{}\"", j.target),
+            ));
+        }
+    }
+    Ok(jobs)
+}
+
+fn walk_dir(dir: &Path, target: &str, jobs: &mut Vec<Job>) -> Result<(), ImportError> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| input_err(dir, e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk_dir(&p, &join(target, &sanitise(&file_name(&p))), jobs)?;
+        } else if is_audio_name(&p) {
+            jobs.push(Job {
+                input: p.clone(),
+                target: join(target, &sanitise(&stem(&p))),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn is_audio_name(p: &Path) -> bool {
+    let ext = p
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    matches!(ext.as_str(), "wav" | "wave" | "opus" | "ogg")
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn join(a: &str, b: &str) -> String {
+    let a = a.trim_matches('/');
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{a}/{b}")
+    }
+}
+
+/// A Zarr node name from a file name: no `/`, no leading `.` or `__` (reserved by Zarr),
+/// not empty.
+pub fn sanitise(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+        .collect();
+    while s.starts_with('.') || s.starts_with("__") {
+        s.replace_range(..1, "_");
+        if s.starts_with("__") {
+            s.insert(0, 'x');
+        }
+    }
+    if s.is_empty() { "unnamed".into() } else { s }
+}
+
+/// Start time from an AudioMoth-style file name `YYYYMMDD_HHMMSS` (UTC), as ISO 8601.
+pub fn start_time_from_name(stem: &str) -> Option<String> {
+    let b = stem.as_bytes();
+    if b.len() < 15 || b[8] != b'_' || !b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| stem[r].parse::<u32>().ok();
+    let (mo, d, h, mi, s) = (n(4..6)?, n(6..8)?, n(9..11)?, n(11..13)?, n(13..15)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 59 {
+        return None;
+    }
+    Some(format!(
+        "{}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        &stem[0..4],
+        mo,
+        d,
+        h,
+        mi,
+        s
+    ))
+}
+
+fn source_info(path: &Path) -> Result<SourceInfo, ImportError> {
+    let mut f = std::fs::File::open(path).map_err(|e| input_err(path, e.to_string()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| input_err(path, e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        h.update(&buf[..n]);
+    }
+    Ok(SourceInfo {
+        name: file_name(path),
+        size,
+        sha256: hex::encode(h.finalize()),
+    })
+}
+
+/// An encoded or copied Ogg Opus stream, ready to be stored.
+struct Prepared {
+    bytes: Vec<u8>,
+    channels: u16,
+    frames: u64,
+    stream_rate: u32,
+    original_rate: u32,
+}
+
+fn sniff(path: &Path) -> Result<[u8; 4], ImportError> {
+    let mut magic = [0u8; 4];
+    let mut f = std::fs::File::open(path).map_err(|e| input_err(path, e.to_string()))?;
+    f.read_exact(&mut magic)
+        .map_err(|_| input_err(path, "too short to be an audio file"))?;
+    Ok(magic)
+}
+
+fn prepare(path: &Path, opts: &ImportOptions) -> Result<Prepared, ImportError> {
+    match &sniff(path)? {
+        b"RIFF" | b"RF64" => encode_wav(path, opts),
+        b"OggS" => copy_ogg_opus(path),
+        _ => Err(input_err(path, "not a WAV or Ogg Opus file")),
+    }
+}
+
+fn encode_wav(path: &Path, opts: &ImportOptions) -> Result<Prepared, ImportError> {
+    let bad = |e: hound::Error| input_err(path, format!("invalid WAV: {e}"));
+    let mut r = hound::WavReader::open(path).map_err(bad)?;
+    let spec = r.spec();
+    if spec.channels == 0 || spec.channels > 2 {
+        return Err(input_err(
+            path,
+            format!(
+                "{} channels: Opus recordings take 1 or 2 channels in this version",
+                spec.channels
+            ),
+        ));
+    }
+    if r.duration() == 0 {
+        return Err(input_err(path, "empty recording: no audio frames"));
+    }
+    let stream_rate = stream_rate_for(spec.sample_rate);
+    let bitrate = opts.bitrate_per_channel * u32::from(spec.channels);
+    let serial = u32::from_le_bytes(
+        Sha256::digest(path.to_string_lossy().as_bytes())[..4]
+            .try_into()
+            .expect("4 bytes"),
+    );
+    let opus = |e| {
+        ImportError::Codec(CodecError::Opus {
+            path: path.to_path_buf(),
+            source: e,
+        })
+    };
+    let mut enc = OggOpusEncoder::new(stream_rate, spec.channels, bitrate, serial).map_err(opus)?;
+    let expected = u64::from(r.duration());
+    let mut buf: Vec<f32> = Vec::with_capacity(1 << 16);
+    let truncated =
+        |e: hound::Error| input_err(path, format!("truncated or unreadable WAV data: {e}"));
+    macro_rules! pump {
+        ($iter:expr, $conv:expr) => {
+            for s in $iter {
+                buf.push($conv(s.map_err(truncated)?));
+                if buf.len() >= 1 << 16 {
+                    enc.push(&buf).map_err(opus)?;
+                    buf.clear();
+                }
+            }
+        };
+    }
+    match spec.sample_format {
+        hound::SampleFormat::Float => pump!(r.samples::<f32>(), |s: f32| s),
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            pump!(r.samples::<i32>(), |s: i32| s as f32 * scale)
+        }
+    }
+    enc.push(&buf).map_err(opus)?;
+    let (bytes, frames) = enc.finish().map_err(opus)?;
+    if frames != expected {
+        return Err(input_err(
+            path,
+            format!("truncated WAV: header promises {expected} frames, file holds {frames}"),
+        ));
+    }
+    Ok(Prepared {
+        bytes,
+        channels: spec.channels,
+        frames,
+        stream_rate,
+        original_rate: spec.sample_rate,
+    })
+}
+
+fn copy_ogg_opus(path: &Path) -> Result<Prepared, ImportError> {
+    let bytes = std::fs::read(path).map_err(|e| input_err(path, e.to_string()))?;
+    let layout = index::scan(&bytes, 48_000).map_err(|e| input_err(path, e.to_string()))?;
+    let h = &layout.head;
+    if h.mapping_family != 0 || h.channels > 2 {
+        return Err(input_err(
+            path,
+            format!(
+                "Ogg Opus with {} channels (mapping family {}) is not supported in this version",
+                h.channels, h.mapping_family
+            ),
+        ));
+    }
+    let frames = (layout.final_granule - i64::from(h.pre_skip)) as u64;
+    if frames == 0 {
+        return Err(input_err(path, "empty recording: no audio frames"));
+    }
+    Ok(Prepared {
+        bytes,
+        channels: u16::from(h.channels),
+        frames,
+        stream_rate: 48_000,
+        original_rate: 48_000,
+    })
+}
+
+/// Imports one file. Nothing is visible in the archive unless this returns Ok.
+pub fn import_one(
+    archive: &Archive,
+    job: &Job,
+    opts: &ImportOptions,
+) -> Result<RecordingMeta, ImportError> {
+    let target_dir = archive.root().join(&job.target);
+    if target_dir.exists() && !opts.force {
+        return Err(ArchiveError::Exists { path: target_dir }.into());
+    }
+    let source = source_info(&job.input)?;
+    let p = prepare(&job.input, opts)?;
+    let layout = index::scan(&p.bytes, p.stream_rate).map_err(|e| {
+        input_err(
+            &job.input,
+            format!("encoded stream failed its own check: {e}"),
+        )
+    })?;
+    let staged = StagedRecording::new(archive, &job.target)?;
+    staged.write_stream(&p.bytes)?;
+    staged.write_index(&layout.rows)?;
+    let start_time = opts
+        .start_time
+        .clone()
+        .or_else(|| start_time_from_name(&stem(&job.input)));
+    let meta = RecordingMeta {
+        kind: "recording".into(),
+        format_version: crate::archive::FORMAT_VERSION,
+        codec: "opus".into(),
+        channels: p.channels,
+        frames: p.frames,
+        sample_rate: p.stream_rate,
+        original_sample_rate: p.original_rate,
+        pre_skip: u32::from(layout.head.pre_skip),
+        start_time,
+        source: Some(source),
+        stream_bytes: p.bytes.len() as u64,
+        index_pages: layout.rows.len() as u64,
+        index_sha256: index::digest(&layout.rows),
+    };
+    let index = PageIndex::new(layout.rows, meta.stream_bytes);
+    let interval = (opts.checkpoint_interval_secs * f64::from(p.stream_rate))
+        .round()
+        .max(1.0) as u64;
+    write_checkpoints(
+        &p.bytes,
+        &index,
+        &meta,
+        &job.input,
+        &staged.dir().join("checkpoints"),
+        interval,
+    )?;
+    staged.commit(&meta, opts.force)?;
+    Ok(meta)
+}
+
+/// Imports all jobs in parallel; `progress` is called after each with its outcome.
+pub fn import_all(
+    archive: &Archive,
+    jobs: &[Job],
+    opts: &ImportOptions,
+    progress: &(dyn Fn(&Job, &Result<RecordingMeta, ImportError>) + Sync),
+) -> Vec<Result<RecordingMeta, ImportError>> {
+    clean_stale_staging(archive);
+    jobs.par_iter()
+        .map(|job| {
+            let r = import_one(archive, job, opts);
+            progress(job, &r);
+            r
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_map_to_the_next_opus_rate_without_resampling() {
+        assert_eq!(stream_rate_for(8000), 8000);
+        assert_eq!(stream_rate_for(11025), 12000);
+        assert_eq!(stream_rate_for(22050), 24000);
+        assert_eq!(stream_rate_for(44100), 48000);
+        assert_eq!(stream_rate_for(250_000), 48000);
+        assert_eq!(stream_rate_for(384_000), 48000);
+    }
+
+    #[test]
+    fn names_are_made_safe() {
+        assert_eq!(sanitise("a/b"), "a_b");
+        assert_eq!(sanitise(".hidden"), "_hidden");
+        assert_eq!(sanitise("__x"), "x__x");
+        assert_eq!(sanitise(""), "unnamed");
+        assert_eq!(sanitise("20250601_040000"), "20250601_040000");
+    }
+
+    #[test]
+    fn audiomoth_names_give_start_times() {
+        assert_eq!(
+            start_time_from_name("20250601_040000").as_deref(),
+            Some("2025-06-01T04:00:00Z")
+        );
+        assert_eq!(start_time_from_name("20251301_040000"), None);
+        assert_eq!(start_time_from_name("recording"), None);
+    }
+}

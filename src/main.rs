@@ -1,0 +1,293 @@
+//! The `zarr-wavfs` command line. Errors are reported here as one line each.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use zarr_wavfs::archive::{Archive, normalise};
+use zarr_wavfs::engine::{DEFAULT_CACHE_BYTES, Engine};
+use zarr_wavfs::import::{ImportOptions, import_all, plan};
+use zarr_wavfs::ops;
+use zarr_wavfs::wav::SampleFormat;
+
+#[derive(Parser)]
+#[command(
+    name = "zarr-wavfs",
+    version,
+    about = "Zarr audio archives as WAV files"
+)]
+struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import WAV or Ogg Opus files (directories recursively) into an archive, creating it if needed.
+    Import {
+        archive: PathBuf,
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Archive folder to put the recordings in.
+        #[arg(long, default_value = "")]
+        into: String,
+        /// Opus bitrate per channel, e.g. 64k or 96000.
+        #[arg(long, default_value = "64k", value_parser = parse_bitrate)]
+        bitrate: u32,
+        /// Seconds of audio between decoder checkpoints.
+        #[arg(long, default_value_t = zarr_wavfs::codec::opus::DEFAULT_CHECKPOINT_INTERVAL_SECS)]
+        checkpoint_interval: f64,
+        /// Replace recordings that already exist.
+        #[arg(long)]
+        force: bool,
+        /// Start time (ISO 8601, UTC) for all inputs; default: from AudioMoth-style file names.
+        #[arg(long)]
+        start_time: Option<String>,
+    },
+    /// List the archive's folders and recordings.
+    Ls { archive: PathBuf },
+    /// Show a recording's metadata, index and checkpoint statistics.
+    Info { archive: PathBuf, recording: String },
+    /// Write a recording (or part of it) as a WAV file.
+    Extract {
+        archive: PathBuf,
+        recording: String,
+        /// Start: seconds (12.5), hh:mm:ss.sss, or frames (48000f).
+        #[arg(long)]
+        start: Option<String>,
+        /// End (exclusive), same forms as --start.
+        #[arg(long)]
+        end: Option<String>,
+        /// Output file, or - for standard output.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Sample format of the WAV data: s16, s24, s32 or f32.
+        #[arg(long, default_value = "s16", value_parser = parse_format)]
+        format: SampleFormat,
+    },
+    /// Decode everything and check stream, index and checkpoints; exit 1 if anything is wrong.
+    Verify { archive: PathBuf },
+    /// Rebuild stored checkpoints with this build's libopus (all recordings, in parallel).
+    Index {
+        archive: PathBuf,
+        /// Recordings to rebuild; default all.
+        recordings: Vec<String>,
+        #[arg(long, default_value_t = zarr_wavfs::codec::opus::DEFAULT_CHECKPOINT_INTERVAL_SECS)]
+        checkpoint_interval: f64,
+    },
+}
+
+fn parse_bitrate(s: &str) -> Result<u32, String> {
+    let (num, mult) = match s.strip_suffix(['k', 'K']) {
+        Some(n) => (n, 1000.0),
+        None => (s, 1.0),
+    };
+    let v: f64 = num.parse().map_err(|_| format!("bad bitrate \"{s}\""))?;
+    let b = (v * mult) as u32;
+    if !(6_000..=256_000).contains(&b) {
+        return Err(format!("bitrate {b} per channel is outside 6k..256k"));
+    }
+    Ok(b)
+}
+
+fn parse_format(s: &str) -> Result<SampleFormat, String> {
+    SampleFormat::parse(s).ok_or_else(|| format!("unknown format \"{s}\" (s16, s24, s32, f32)"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .init();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("zarr-wavfs: error: {}", chain.join(": "));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Import {
+            archive,
+            inputs,
+            into,
+            bitrate,
+            checkpoint_interval,
+            force,
+            start_time,
+        } => {
+            if !(checkpoint_interval > 0.0) {
+                bail!("--checkpoint-interval must be positive");
+            }
+            let jobs = plan(&inputs, &normalise(&into))?;
+            if jobs.is_empty() {
+                bail!("no WAV or Ogg Opus files found in the inputs");
+            }
+            let archive = Archive::create_or_open(&archive)?;
+            let opts = ImportOptions {
+                into,
+                bitrate_per_channel: bitrate,
+                checkpoint_interval_secs: checkpoint_interval,
+                force,
+                start_time,
+            };
+            let bar = ProgressBar::new(jobs.len() as u64);
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} files, {msg} [{elapsed}]")
+                    .expect("valid template"),
+            );
+            let hours = std::sync::Mutex::new(0.0f64);
+            let results = import_all(&archive, &jobs, &opts, &|job, r| {
+                match r {
+                    Ok(m) => {
+                        let mut h = hours.lock().expect("not poisoned");
+                        *h += m.duration_secs() / 3600.0;
+                        bar.set_message(format!("{:.2} h of audio", *h));
+                        bar.println(format!(
+                            "imported {} -> {}",
+                            job.input.display(),
+                            job.target
+                        ));
+                    }
+                    Err(e) => bar.println(format!("zarr-wavfs: error: {e}")),
+                }
+                bar.inc(1);
+            });
+            bar.finish_and_clear();
+            let failed = results.iter().filter(|r| r.is_err()).count();
+            if failed > 0 {
+                eprintln!("zarr-wavfs: {failed} of {} inputs failed", jobs.len());
+                return Ok(ExitCode::from(1));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ls { archive } => {
+            let archive = Archive::open(&archive)?;
+            let (text, broken) = ops::ls(&archive)?;
+            print!("{text}");
+            Ok(if broken {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Info { archive, recording } => {
+            let archive = Archive::open(&archive)?;
+            print!("{}", ops::info(&archive, &recording)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Extract {
+            archive,
+            recording,
+            start,
+            end,
+            output,
+            format,
+        } => {
+            let archive = Archive::open(&archive)?;
+            let engine = Engine::new(DEFAULT_CACHE_BYTES);
+            let rec = engine.open(&archive, &recording)?;
+            let rate = rec.meta().original_sample_rate;
+            let start = start
+                .map(|s| ops::parse_time(&s))
+                .transpose()
+                .map_err(anyhow::Error::msg)?
+                .map_or(0, |t| t.to_frame(rate));
+            let end = end
+                .map(|s| ops::parse_time(&s))
+                .transpose()
+                .map_err(anyhow::Error::msg)?
+                .map_or(rec.frames(), |t| t.to_frame(rate));
+            if start > rec.frames() || end < start {
+                bail!(
+                    "range {start}..{end} is outside the recording's {} frames",
+                    rec.frames()
+                );
+            }
+            if output.as_os_str() == "-" {
+                let stdout = std::io::stdout();
+                let mut w = std::io::BufWriter::new(stdout.lock());
+                ops::extract(&rec, start, end, format, &mut w)?;
+            } else {
+                // Written under a temporary name so a failed extract leaves no partial file.
+                let tmp = output.with_extension("wav.part");
+                let file =
+                    std::fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
+                let mut w = std::io::BufWriter::new(file);
+                let r = ops::extract(&rec, start, end, format, &mut w)
+                    .and_then(|_| Ok(w.into_inner()?.sync_all()?));
+                if let Err(e) = r {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+                std::fs::rename(&tmp, &output).with_context(|| format!("{}", output.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { archive } => {
+            let archive = Archive::open(&archive)?;
+            let problems = ops::verify(&archive)?;
+            let mut out = std::io::stdout().lock();
+            let errors = problems.iter().filter(|p| p.error).count();
+            for p in &problems {
+                writeln!(
+                    out,
+                    "{}: {}: {}",
+                    if p.error { "ERROR" } else { "note" },
+                    p.path,
+                    p.message
+                )?;
+            }
+            let total = archive.recordings()?.len();
+            writeln!(out, "{total} recordings checked, {errors} errors")?;
+            Ok(if errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Index {
+            archive,
+            recordings,
+            checkpoint_interval,
+        } => {
+            if !(checkpoint_interval > 0.0) {
+                bail!("--checkpoint-interval must be positive");
+            }
+            let archive = Archive::open(&archive)?;
+            let results = ops::rebuild_checkpoints(&archive, &recordings, checkpoint_interval)?;
+            let mut failed = 0;
+            for (path, r) in &results {
+                match r {
+                    Ok(n) => println!("{path}: {n} checkpoints"),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("zarr-wavfs: error: {e}");
+                    }
+                }
+            }
+            Ok(if failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}

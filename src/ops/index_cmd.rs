@@ -1,0 +1,57 @@
+//! `index`: rebuild the stored checkpoints of recordings with the running libopus.
+
+use rayon::prelude::*;
+
+use crate::archive::writer::exchange;
+use crate::archive::{Archive, ArchiveError};
+use crate::codec::CodecError;
+use crate::codec::opus::write_checkpoints;
+
+/// Rebuilds checkpoints of `paths` (all recordings when empty) in parallel, each
+/// replacing the old set atomically. Returns per recording its outcome (checkpoint count).
+pub fn rebuild_checkpoints(
+    archive: &Archive,
+    paths: &[String],
+    interval_secs: f64,
+) -> Result<Vec<(String, Result<usize, CodecError>)>, ArchiveError> {
+    let paths: Vec<String> = if paths.is_empty() {
+        archive.recordings()?.into_iter().map(|(p, _)| p).collect()
+    } else {
+        paths.iter().map(|p| crate::archive::normalise(p)).collect()
+    };
+    Ok(paths
+        .into_par_iter()
+        .map(|p| {
+            let r = rebuild_one(archive, &p, interval_secs);
+            (p, r)
+        })
+        .collect())
+}
+
+fn rebuild_one(archive: &Archive, path: &str, interval_secs: f64) -> Result<usize, CodecError> {
+    let rec = archive.recording(path)?;
+    let index = rec.read_index()?;
+    let dir = rec.dir();
+    let tmp = dir.join(format!(".checkpoints-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let interval = (interval_secs * f64::from(rec.meta().sample_rate))
+        .round()
+        .max(1.0) as u64;
+    let n = write_checkpoints(&rec, &index, rec.meta(), &dir, &tmp, interval);
+    let n = match n {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    let target = dir.join("checkpoints");
+    let io = |e| CodecError::from(ArchiveError::io(&target, e));
+    if target.exists() {
+        exchange(&tmp, &target).map_err(io)?;
+        let _ = std::fs::remove_dir_all(&tmp);
+    } else {
+        std::fs::rename(&tmp, &target).map_err(io)?;
+    }
+    Ok(n)
+}

@@ -1,0 +1,173 @@
+//! `ls` and `info`.
+
+use std::fmt::Write as _;
+
+use crate::archive::{Archive, ArchiveError, Entry, RecordingMeta, StreamBytes as _};
+use crate::codec::opus::current_fingerprint;
+use crate::wav::{SampleFormat, WavLayout};
+
+/// "1:02:03.5" style duration.
+pub fn format_duration(secs: f64) -> String {
+    let t = secs.max(0.0);
+    let h = (t / 3600.0) as u64;
+    let m = ((t - h as f64 * 3600.0) / 60.0) as u64;
+    let s = t - h as f64 * 3600.0 - m as f64 * 60.0;
+    if h > 0 {
+        format!("{h}:{m:02}:{s:06.3}")
+    } else {
+        format!("{m}:{s:06.3}")
+    }
+}
+
+pub fn format_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn wav_size(m: &RecordingMeta) -> u64 {
+    WavLayout::new(
+        m.channels,
+        m.original_sample_rate,
+        m.frames,
+        SampleFormat::S16,
+    )
+    .map_or(0, |l| l.file_len())
+}
+
+/// The archive tree, one line per node. Returns the text and whether any recording is unreadable.
+pub fn ls(archive: &Archive) -> Result<(String, bool), ArchiveError> {
+    let mut out = String::new();
+    let mut broken = false;
+    fn walk(entries: &[Entry], depth: usize, out: &mut String, broken: &mut bool) {
+        for e in entries {
+            let pad = "  ".repeat(depth);
+            match e {
+                Entry::Folder { name, children } => {
+                    let _ = writeln!(out, "{pad}{name}/");
+                    walk(children, depth + 1, out, broken);
+                }
+                Entry::Recording {
+                    name, meta: Ok(m), ..
+                } => {
+                    let _ = writeln!(
+                        out,
+                        "{pad}{name}.wav  {}  {} Hz  {} ch  {}  {} ({} stored)",
+                        format_duration(m.duration_secs()),
+                        m.original_sample_rate,
+                        m.channels,
+                        m.codec,
+                        format_bytes(wav_size(m)),
+                        format_bytes(m.stream_bytes)
+                    );
+                }
+                Entry::Recording {
+                    name, meta: Err(e), ..
+                } => {
+                    *broken = true;
+                    let _ = writeln!(out, "{pad}{name}  UNREADABLE: {e}");
+                }
+            }
+        }
+    }
+    walk(&archive.tree()?, 0, &mut out, &mut broken);
+    Ok((out, broken))
+}
+
+/// Everything known about one recording.
+pub fn info(archive: &Archive, path: &str) -> Result<String, ArchiveError> {
+    let rec = archive.recording(path)?;
+    let m = rec.meta();
+    let mut o = String::new();
+    let _ = writeln!(o, "recording:            {}", rec.path());
+    let _ = writeln!(o, "codec:                {}", m.codec);
+    let _ = writeln!(o, "channels:             {}", m.channels);
+    let _ = writeln!(o, "frames:               {}", m.frames);
+    let _ = writeln!(
+        o,
+        "duration:             {} ({:.3} s)",
+        format_duration(m.duration_secs()),
+        m.duration_secs()
+    );
+    let _ = writeln!(o, "sample rate (shown):  {} Hz", m.original_sample_rate);
+    let _ = writeln!(
+        o,
+        "sample rate (stream): {} Hz{}",
+        m.sample_rate,
+        if m.sample_rate != m.original_sample_rate {
+            "  (samples reinterpreted, not resampled)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(o, "pre-skip:             {} (48 kHz units)", m.pre_skip);
+    let _ = writeln!(
+        o,
+        "start time:           {}",
+        m.start_time.as_deref().unwrap_or("-")
+    );
+    if let Some(s) = &m.source {
+        let _ = writeln!(
+            o,
+            "source:               {} ({} bytes, sha256 {})",
+            s.name, s.size, s.sha256
+        );
+    }
+    let _ = writeln!(o, "WAV size served:      {} bytes", wav_size(m));
+    let (stream, index, ckpt) = rec.disk_usage();
+    let _ = writeln!(
+        o,
+        "stream:               {} bytes ({:.1} kbit/s)",
+        m.stream_bytes,
+        m.stream_bytes as f64 * 8.0 / m.duration_secs().max(1e-9) / 1000.0
+    );
+    let _ = writeln!(
+        o,
+        "index:                {} pages, {} on disk",
+        m.index_pages,
+        format_bytes(index)
+    );
+    match rec.read_checkpoints() {
+        Ok(Some(c)) => {
+            let current = c.fingerprint == current_fingerprint(m.channels);
+            let _ = writeln!(
+                o,
+                "checkpoints:          {} every {:.1} s, {} on disk ({:.2}% of stream){}",
+                c.rows.len(),
+                c.interval as f64 / f64::from(m.sample_rate),
+                format_bytes(ckpt),
+                100.0 * ckpt as f64 / stream.max(1) as f64,
+                if current {
+                    ""
+                } else {
+                    "  [made by another libopus build: rebuilt in memory on use]"
+                }
+            );
+            let _ = writeln!(
+                o,
+                "checkpoint decoder:   {} ({}, arch {})",
+                c.fingerprint.libopus, c.fingerprint.target, c.fingerprint.arch
+            );
+        }
+        Ok(None) => {
+            let _ = writeln!(o, "checkpoints:          none (rebuilt in memory on use)");
+        }
+        Err(e) => {
+            let _ = writeln!(o, "checkpoints:          unreadable: {e}");
+        }
+    }
+    // Touch the first byte so a missing stream shows up here too.
+    if let Err(e) = rec.read(0..1) {
+        let _ = writeln!(o, "stream:               unreadable: {e}");
+    }
+    Ok(o)
+}

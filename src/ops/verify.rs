@@ -1,0 +1,151 @@
+//! `verify`: decode everything and check stream, index and checkpoints against each other.
+
+use rayon::prelude::*;
+
+use crate::archive::index::{self};
+use crate::archive::{Archive, ArchiveError, RecordingStore, STAGING_DIR, StreamBytes};
+use crate::codec::CodecError;
+use crate::codec::opus::{build_checkpoints, current_fingerprint};
+
+/// One thing wrong (or worth knowing) about one recording.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+    /// Errors fail `verify`; notes (e.g. checkpoints from another libopus build) do not.
+    pub error: bool,
+}
+
+/// Checks every recording; returns what it found, recordings in archive order.
+pub fn verify(archive: &Archive) -> Result<Vec<Problem>, ArchiveError> {
+    let recs = archive.recordings()?;
+    let mut problems: Vec<Problem> = recs
+        .par_iter()
+        .flat_map_iter(|(path, meta)| match meta {
+            Err(e) => vec![Problem {
+                path: path.clone(),
+                message: e.to_string(),
+                error: true,
+            }],
+            Ok(_) => verify_one(archive, path),
+        })
+        .collect();
+    let staging = archive.root().join(STAGING_DIR);
+    if std::fs::read_dir(&staging).is_ok_and(|mut d| d.next().is_some()) {
+        problems.push(Problem {
+            path: STAGING_DIR.into(),
+            message: "leftovers of an interrupted or running import (invisible; removed by the next import)".into(),
+            error: false,
+        });
+    }
+    Ok(problems)
+}
+
+fn verify_one(archive: &Archive, path: &str) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut problem = |message: String, error: bool| {
+        out.push(Problem {
+            path: path.to_string(),
+            message,
+            error,
+        })
+    };
+    let rec = match archive.recording(path) {
+        Ok(r) => r,
+        Err(e) => {
+            problem(e.to_string(), true);
+            return out;
+        }
+    };
+    if let Err(e) = check_recording(&rec, &mut problem) {
+        problem(e.to_string(), true);
+    }
+    out
+}
+
+fn check_recording(
+    rec: &RecordingStore,
+    problem: &mut dyn FnMut(String, bool),
+) -> Result<(), CodecError> {
+    let m = rec.meta();
+    let dir = rec.dir();
+    let index = rec.read_index()?;
+    let bytes = rec.read(0..m.stream_bytes)?;
+    let layout = index::scan(&bytes, m.sample_rate).map_err(|source| CodecError::Ogg {
+        path: dir.join("stream"),
+        source,
+    })?;
+    if layout.rows != index.rows() {
+        problem("index does not match the stream's pages".into(), true);
+    }
+    let frames =
+        (layout.final_granule - i64::from(layout.head.pre_skip)) as u64 / m.granule_factor();
+    if frames != m.frames
+        || u32::from(layout.head.pre_skip) != m.pre_skip
+        || u16::from(layout.head.channels) != m.channels
+    {
+        problem(
+            format!(
+                "metadata (frames {}, pre-skip {}, channels {}) disagrees with the stream ({frames}, {}, {})",
+                m.frames, m.pre_skip, m.channels, layout.head.pre_skip, layout.head.channels
+            ),
+            true,
+        );
+    }
+    let stored = match rec.read_checkpoints() {
+        Ok(Some(c)) if c.fingerprint == current_fingerprint(m.channels) => Some(c),
+        Ok(Some(c)) => {
+            problem(
+                format!(
+                    "checkpoints were made by another libopus build ({}, {}); they are rebuilt in memory on use, `zarr-wavfs index` stores new ones",
+                    c.fingerprint.libopus, c.fingerprint.target
+                ),
+                false,
+            );
+            None
+        }
+        Ok(None) => {
+            problem(
+                "no checkpoints stored (`zarr-wavfs index` makes them)".into(),
+                false,
+            );
+            None
+        }
+        Err(e) => {
+            problem(format!("checkpoints unreadable: {e}"), true);
+            None
+        }
+    };
+    let plan: Vec<(u64, u64)> = stored.as_ref().map_or_else(Vec::new, |c| {
+        c.rows.iter().map(|r| (r.packet, r.sample)).collect()
+    });
+    let mut j = 0;
+    let mut bad = Vec::new();
+    // Decodes the whole stream; at each stored checkpoint, compares the sequential
+    // decoder's state with the stored one.
+    build_checkpoints(&bytes, &index, m, &dir, &plan, |dec| {
+        let c = stored
+            .as_ref()
+            .expect("plan is empty without stored checkpoints");
+        let ok = match (c.state(j), dec.export_state()) {
+            (Ok(s), Ok(d)) => s == d,
+            _ => false,
+        };
+        if !ok {
+            bad.push(j);
+        }
+        j += 1;
+        Ok(())
+    })?;
+    if !bad.is_empty() {
+        problem(
+            format!(
+                "{} checkpoint(s) damaged or different from the stream's decoder state: {:?}",
+                bad.len(),
+                bad
+            ),
+            true,
+        );
+    }
+    Ok(())
+}
