@@ -1,0 +1,102 @@
+//! Shared helpers of the integration tests: synthetic inputs, the sequential-decode
+//! oracle, and running the real binary.
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use zarr_wavfs::archive::index::scan;
+use zarr_wavfs::archive::ogg::{PacketAssembler, parse_page};
+use zarr_wavfs::archive::{Archive, StreamBytes};
+use zarr_wavfs::codec::opus::Decoder;
+
+/// Writes a WAV of `secs` seconds: a rising sweep plus noise, deterministic.
+pub fn write_wav(path: &Path, rate: u32, channels: u16, bits: u16, float: bool, frames: u64) {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: bits,
+        sample_format: if float { hound::SampleFormat::Float } else { hound::SampleFormat::Int },
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let mut seed = 12345u32;
+    for i in 0..frames {
+        let t = i as f64 / f64::from(rate);
+        for c in 0..channels {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let noise = (f64::from(seed >> 8) / f64::from(1u32 << 24)) - 0.5;
+            let f = 100.0 + 0.2 * f64::from(rate) * (t / 30.0).fract() + 50.0 * f64::from(c);
+            let v = 0.4 * (2.0 * std::f64::consts::PI * f * t).sin() + 0.15 * noise;
+            if float {
+                w.write_sample(v as f32).unwrap();
+            } else {
+                let max = f64::from((1u32 << (bits - 1)) - 1);
+                w.write_sample((v * max) as i32).unwrap();
+            }
+        }
+    }
+    w.finalize().unwrap();
+}
+
+/// The oracle: one sequential decode of the whole stream with a fresh decoder, pre-skip
+/// dropped and cut to the recording's frames. Independent of the engine's span logic.
+pub fn sequential_decode(archive: &Archive, rec: &str) -> Vec<i16> {
+    let r = archive.recording(rec).unwrap();
+    let m = r.meta().clone();
+    let bytes = r.read(0..m.stream_bytes).unwrap();
+    scan(&bytes, m.sample_rate).unwrap();
+    let mut dec = Decoder::new(m.sample_rate, m.channels).unwrap();
+    let mut out = Vec::new();
+    let mut asm = PacketAssembler::new();
+    let mut pos = 0;
+    let mut n = 0;
+    while pos < bytes.len() {
+        let page = parse_page(&bytes[pos..], pos as u64).unwrap();
+        asm.push::<()>(&page, |p| {
+            // the first two packets are the OpusHead and OpusTags headers
+            if n >= 2 {
+                dec.decode(p, &mut out).unwrap();
+            }
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        pos += page.len;
+    }
+    let ch = usize::from(m.channels);
+    let skip = m.pre_skip_samples() as usize * ch;
+    out.drain(..skip);
+    out.truncate(m.frames as usize * ch);
+    assert_eq!(out.len(), m.frames as usize * ch, "stream shorter than its frame count");
+    out
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zarr-wavfs"))
+}
+
+/// Runs the binary; returns its output (never panics on a non-zero exit).
+pub fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut c = Command::new(bin());
+    for a in args {
+        c.arg(a);
+    }
+    c.env("RUST_LOG", "warn").output().unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts a clean failure: non-zero exit, no panic or backtrace, and an error line that
+/// names `needle` (usually the offending path).
+pub fn assert_clean_failure(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic: {err}");
+    assert!(err.contains(needle), "error does not mention {needle:?}: {err}");
+}
