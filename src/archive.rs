@@ -71,6 +71,9 @@ impl ArchiveError {
     }
 }
 
+/// A recording's archive-relative path with its metadata (or why it is unreadable).
+pub type RecordingListing = (String, Result<RecordingMeta, ArchiveError>);
+
 /// One node of the archive tree.
 #[derive(Debug, Clone)]
 pub enum Entry {
@@ -195,10 +198,8 @@ impl Archive {
     }
 
     /// All recordings, depth first, as archive-relative paths with their metadata.
-    pub fn recordings(
-        &self,
-    ) -> Result<Vec<(String, Result<RecordingMeta, ArchiveError>)>, ArchiveError> {
-        fn walk(entries: Vec<Entry>, out: &mut Vec<(String, Result<RecordingMeta, ArchiveError>)>) {
+    pub fn recordings(&self) -> Result<Vec<RecordingListing>, ArchiveError> {
+        fn walk(entries: Vec<Entry>, out: &mut Vec<RecordingListing>) {
             for e in entries {
                 match e {
                     Entry::Folder { children, .. } => walk(children, out),

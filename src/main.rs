@@ -132,7 +132,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
             force,
             start_time,
         } => {
-            if !(checkpoint_interval > 0.0) {
+            if !checkpoint_interval.is_finite() || checkpoint_interval <= 0.0 {
                 bail!("--checkpoint-interval must be positive");
             }
             let jobs = plan(&inputs, &normalise(&into))?;
@@ -160,13 +160,13 @@ fn run(cmd: Command) -> Result<ExitCode> {
                         let mut h = hours.lock().expect("not poisoned");
                         *h += m.duration_secs() / 3600.0;
                         bar.set_message(format!("{:.2} h of audio", *h));
-                        bar.println(format!(
-                            "imported {} -> {}",
-                            job.input.display(),
-                            job.target
-                        ));
+                        bar.suspend(|| {
+                            eprintln!("imported {} -> {}", job.input.display(), job.target)
+                        });
                     }
-                    Err(e) => bar.println(format!("zarr-wavfs: error: {e}")),
+                    // eprintln, not bar.println: the latter prints nothing when stderr
+                    // is not a terminal, and errors must always reach the user.
+                    Err(e) => bar.suspend(|| eprintln!("zarr-wavfs: error: {e}")),
                 }
                 bar.inc(1);
             });
@@ -268,7 +268,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
             recordings,
             checkpoint_interval,
         } => {
-            if !(checkpoint_interval > 0.0) {
+            if !checkpoint_interval.is_finite() || checkpoint_interval <= 0.0 {
                 bail!("--checkpoint-interval must be positive");
             }
             let archive = Archive::open(&archive)?;

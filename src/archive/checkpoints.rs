@@ -226,7 +226,7 @@ impl CheckpointWriter {
             states: None,
         };
         if count > 0 {
-            let zstd = Arc::new(ZstdCodec::new(ZSTD_LEVEL.into(), false));
+            let zstd = Arc::new(ZstdCodec::new(ZSTD_LEVEL, false));
             let states = ArrayBuilder::new(
                 vec![count, state_size],
                 vec![STATES_PER_SHARD, state_size],
@@ -300,7 +300,7 @@ impl CheckpointWriter {
             return Ok(());
         }
         let zstd = || {
-            Arc::new(ZstdCodec::new(ZSTD_LEVEL.into(), false))
+            Arc::new(ZstdCodec::new(ZSTD_LEVEL, false))
                 as Arc<dyn zarrs::array::BytesToBytesCodecTraits>
         };
         let positions: Vec<i64> = self

@@ -85,7 +85,7 @@ impl RecordingMeta {
         if self.original_sample_rate == 0 {
             return bad("original_sample_rate = 0".into());
         }
-        if self.pre_skip % (48_000 / self.sample_rate) != 0 {
+        if !self.pre_skip.is_multiple_of(48_000 / self.sample_rate) {
             return bad(format!(
                 "pre_skip {} is not a whole number of {} Hz samples",
                 self.pre_skip, self.sample_rate

@@ -194,6 +194,8 @@ impl RecordingStore {
 }
 
 impl StreamBytes for RecordingStore {
+    // `[a..b]` is a one-dimensional array subset here, not a mistaken range literal.
+    #[allow(clippy::single_range_in_vec_init)]
     fn read(&self, range: Range<u64>) -> Result<Vec<u8>, ArchiveError> {
         let end = range.end.min(self.meta.stream_bytes);
         if range.start >= end {

@@ -52,19 +52,22 @@ impl StagedRecording {
     /// Writes the complete Ogg stream as the `stream` array.
     pub fn write_stream(&self, bytes: &[u8]) -> Result<(), ArchiveError> {
         let err = |e: &dyn std::fmt::Display| ArchiveError::zarr(self.dir.join("stream"), e);
+        // A stream shorter than one chunk gets a chunk of exactly its length, so short
+        // recordings do not carry a megabyte of padding each.
+        let chunk = STREAM_CHUNK.min(bytes.len().max(1) as u64);
         let array = ArrayBuilder::new(
             vec![bytes.len() as u64],
-            vec![STREAM_CHUNK],
+            vec![chunk],
             data_type::uint8(),
             0u8,
         )
         .build(self.store.clone(), "/stream")
         .map_err(|e| err(&e))?;
         array.store_metadata().map_err(|e| err(&e))?;
-        for (i, chunk) in bytes.chunks(STREAM_CHUNK as usize).enumerate() {
-            let mut c = chunk.to_vec();
+        for (i, part) in bytes.chunks(chunk as usize).enumerate() {
+            let mut c = part.to_vec();
             // Zarr chunks are always whole; the tail past the array's end is fill.
-            c.resize(STREAM_CHUNK as usize, 0);
+            c.resize(chunk as usize, 0);
             array.store_chunk(&[i as u64], c).map_err(|e| err(&e))?;
         }
         Ok(())
@@ -74,7 +77,7 @@ impl StagedRecording {
     pub fn write_index(&self, rows: &[PageRow]) -> Result<(), ArchiveError> {
         let err = |e: &dyn std::fmt::Display| ArchiveError::zarr(self.dir.join("index"), e);
         let n = rows.len() as u64;
-        let zstd = Arc::new(ZstdCodec::new(9.into(), false));
+        let zstd = Arc::new(ZstdCodec::new(9, false));
         let array = ArrayBuilder::new(
             vec![n, 4],
             vec![INDEX_CHUNK_ROWS.min(n.max(1)), 4],

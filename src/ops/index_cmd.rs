@@ -7,13 +7,16 @@ use crate::archive::{Archive, ArchiveError};
 use crate::codec::CodecError;
 use crate::codec::opus::write_checkpoints;
 
+/// Per recording path: the number of checkpoints written, or why not.
+pub type RebuildOutcome = (String, Result<usize, CodecError>);
+
 /// Rebuilds checkpoints of `paths` (all recordings when empty) in parallel, each
 /// replacing the old set atomically. Returns per recording its outcome (checkpoint count).
 pub fn rebuild_checkpoints(
     archive: &Archive,
     paths: &[String],
     interval_secs: f64,
-) -> Result<Vec<(String, Result<usize, CodecError>)>, ArchiveError> {
+) -> Result<Vec<RebuildOutcome>, ArchiveError> {
     let paths: Vec<String> = if paths.is_empty() {
         archive.recordings()?.into_iter().map(|(p, _)| p).collect()
     } else {

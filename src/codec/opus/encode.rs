@@ -94,7 +94,7 @@ impl OggOpusEncoder {
         self.packets += 1;
         let (info, granule) = if last {
             (PacketWriteEndInfo::EndStream, end_granule)
-        } else if self.packets % PACKETS_PER_PAGE == 0 {
+        } else if self.packets.is_multiple_of(PACKETS_PER_PAGE) {
             (
                 PacketWriteEndInfo::EndPage,
                 self.packets * self.frame as u64 * self.factor,

@@ -190,7 +190,7 @@ pub fn write_checkpoints(
 /// Where the decoder state for each span comes from.
 enum States {
     /// Stored checkpoints made by this very decoder build.
-    Stored(StoredCheckpoints),
+    Stored(Box<StoredCheckpoints>),
     /// Rebuilt in memory by decoding from the start; `None` until first needed.
     Memory(Vec<Option<Arc<Decoder>>>),
 }
@@ -271,7 +271,7 @@ impl OpusSource {
             starts.push(s - lo);
         }
         let states = match stored {
-            Some(c) => States::Stored(c),
+            Some(c) => States::Stored(Box::new(c)),
             None => States::Memory(vec![None; positions.len()]),
         };
         Ok(OpusSource {
