@@ -338,8 +338,12 @@ pub fn import_one(
     opts: &ImportOptions,
 ) -> Result<RecordingMeta, ImportError> {
     let target_dir = archive.root().join(&job.target);
-    if target_dir.exists() && !opts.force {
-        return Err(ArchiveError::Exists { path: target_dir }.into());
+    if target_dir.exists() {
+        if !opts.force {
+            return Err(ArchiveError::Exists { path: target_dir }.into());
+        }
+        // --force replaces recordings, never folders or foreign nodes.
+        archive.recording(&job.target)?;
     }
     let source = source_info(&job.input)?;
     let p = prepare(&job.input, opts)?;

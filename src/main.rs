@@ -114,7 +114,13 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            // Typed errors already include their source's text; print each cause once.
+            let mut chain: Vec<String> = Vec::new();
+            for c in e.chain().map(|c| c.to_string()) {
+                if !chain.last().is_some_and(|l| l.contains(&c)) {
+                    chain.push(c);
+                }
+            }
             eprintln!("zarr-wavfs: error: {}", chain.join(": "));
             ExitCode::from(2)
         }

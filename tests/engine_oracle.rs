@@ -37,7 +37,8 @@ fn fixture() -> &'static Fixture {
             inputs.push(p);
         }
         let arch = dir.join("arch");
-        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"import", &arch, &"--checkpoint-interval", &"2"];
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"import", &arch, &"--checkpoint-interval", &"2"];
         for p in &inputs {
             args.push(p);
         }
@@ -46,15 +47,32 @@ fn fixture() -> &'static Fixture {
         let archive = Archive::open(&arch).unwrap();
         let recs = shapes
             .iter()
-            .map(|(name, _, ch, _)| (name.to_string(), common::sequential_decode(&archive, name), *ch))
+            .map(|(name, _, ch, _)| {
+                (
+                    name.to_string(),
+                    common::sequential_decode(&archive, name),
+                    *ch,
+                )
+            })
             .collect();
         Fixture { archive, recs }
     })
 }
 
-fn check_range(engine: &Engine, archive: &Archive, rec: &str, oracle: &[i16], ch: u16, start: u64, count: u64) {
+fn check_range(
+    engine: &Engine,
+    archive: &Archive,
+    rec: &str,
+    oracle: &[i16],
+    ch: u16,
+    start: u64,
+    count: u64,
+) {
     let r = engine.open(archive, rec).unwrap();
-    assert!(r.span_count() > 1 || r.frames() < 100_000, "{rec}: expected several spans");
+    assert!(
+        r.span_count() > 1 || r.frames() < 100_000,
+        "{rec}: expected several spans"
+    );
     let ch = usize::from(ch);
     let mut buf = vec![0i16; count as usize * ch];
     let n = r.read_frames(start, &mut buf).unwrap();
@@ -62,7 +80,11 @@ fn check_range(engine: &Engine, archive: &Archive, rec: &str, oracle: &[i16], ch
     let expect_n = (start.min(frames as u64)..(start + count).min(frames as u64)).count();
     assert_eq!(n, expect_n, "{rec}: frames read at {start}+{count}");
     let s = start as usize * ch;
-    assert_eq!(&buf[..n * ch], &oracle[s..s + n * ch], "{rec}: samples differ at {start}+{count}");
+    assert_eq!(
+        &buf[..n * ch],
+        &oracle[s..s + n * ch],
+        "{rec}: samples differ at {start}+{count}"
+    );
 }
 
 #[test]
@@ -74,7 +96,13 @@ fn edge_ranges_equal_the_sequential_decode() {
         let r = engine.open(&f.archive, rec).unwrap();
         let frames = r.frames();
         assert_eq!(frames as usize, oracle.len() / usize::from(*ch));
-        let mut cases = vec![(0, 1), (frames - 1, 1), (0, frames), (frames - 1, 10), (frames, 5)];
+        let mut cases = vec![
+            (0, 1),
+            (frames - 1, 1),
+            (0, frames),
+            (frames - 1, 10),
+            (frames, 5),
+        ];
         // around every span boundary: the last frame before, the first after, and across
         for j in 1..r.span_count() {
             let start = (0..frames).find(|&x| r.span_of(x) == j).unwrap_or(frames);
@@ -97,11 +125,17 @@ fn whole_recordings_read_in_one_call_and_in_reverse_span_order() {
         let mut all = vec![0i16; oracle.len()];
         for j in (0..r.span_count()).rev() {
             let start = (0..r.frames()).find(|&x| r.span_of(x) == j).unwrap();
-            let end = (start..r.frames()).find(|&x| r.span_of(x) != j).unwrap_or(r.frames());
+            let end = (start..r.frames())
+                .find(|&x| r.span_of(x) != j)
+                .unwrap_or(r.frames());
             let s = start as usize * ch;
-            r.read_frames(start, &mut all[s..end as usize * ch]).unwrap();
+            r.read_frames(start, &mut all[s..end as usize * ch])
+                .unwrap();
         }
-        assert!(all == *oracle, "{rec}: reverse-order read differs from the sequential decode");
+        assert!(
+            all == *oracle,
+            "{rec}: reverse-order read differs from the sequential decode"
+        );
     }
 }
 
@@ -137,7 +171,9 @@ fn concurrent_readers_get_identical_bytes() {
                 let frames = (oracle.len() / ch) as u64;
                 let mut seed = t * 7919 + 1;
                 for _ in 0..40 {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     let start = (seed >> 33) % frames;
                     let count = 1 + (seed >> 13) % 30_000;
                     let mut buf = vec![0i16; count as usize * ch];
@@ -175,7 +211,10 @@ fn ultrasonic_and_44k1_keep_frame_count_and_show_their_rate() {
     assert_eq!(cd.meta().frames, 44_100 * 13 + 5);
     assert_eq!(cd.meta().original_sample_rate, 44_100);
     let m16 = f.archive.recording("mono16").unwrap();
-    assert_eq!((m16.meta().sample_rate, m16.meta().original_sample_rate), (16_000, 16_000));
+    assert_eq!(
+        (m16.meta().sample_rate, m16.meta().original_sample_rate),
+        (16_000, 16_000)
+    );
 }
 
 /// Imports in this process with the library API (used by the damage tests).
@@ -183,8 +222,19 @@ pub fn import_lib(dir: &Path, name: &str, secs: u64) -> Archive {
     let wav = dir.join(format!("{name}.wav"));
     common::write_wav(&wav, 48_000, 1, 16, false, 48_000 * secs);
     let archive = Archive::create_or_open(dir.join("arch")).unwrap();
-    let opts = ImportOptions { checkpoint_interval_secs: 2.0, ..ImportOptions::default() };
-    import_one(&archive, &Job { input: wav, target: name.into() }, &opts).unwrap();
+    let opts = ImportOptions {
+        checkpoint_interval_secs: 2.0,
+        ..ImportOptions::default()
+    };
+    import_one(
+        &archive,
+        &Job {
+            input: wav,
+            target: name.into(),
+        },
+        &opts,
+    )
+    .unwrap();
     archive
 }
 

@@ -114,6 +114,10 @@ pub fn scan(bytes: &[u8], rate: u32) -> Result<StreamLayout, OggError> {
                     return Err(not_opus("second packet is not OpusTags".into()));
                 }
                 tags_done = true;
+            } else if !audio {
+                return Err(not_opus(format!(
+                    "audio packet on the header page at byte {pos} (RFC 7845 requires a new page)"
+                )));
             } else {
                 let d = opus_packet_duration_48k(p).ok_or_else(|| {
                     not_opus(format!(

@@ -16,4 +16,4 @@ pub use libopus::{Decoder, OpusError};
 pub use source::{OpusSource, build_checkpoints, plan_checkpoints, write_checkpoints};
 
 /// Default checkpoint spacing in seconds of stream time (see docs/FORMAT.md).
-pub const DEFAULT_CHECKPOINT_INTERVAL_SECS: f64 = 10.0;
+pub const DEFAULT_CHECKPOINT_INTERVAL_SECS: f64 = 12.0;

@@ -16,7 +16,11 @@ pub fn write_wav(path: &Path, rate: u32, channels: u16, bits: u16, float: bool, 
         channels,
         sample_rate: rate,
         bits_per_sample: bits,
-        sample_format: if float { hound::SampleFormat::Float } else { hound::SampleFormat::Int },
+        sample_format: if float {
+            hound::SampleFormat::Float
+        } else {
+            hound::SampleFormat::Int
+        },
     };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     let mut seed = 12345u32;
@@ -67,7 +71,11 @@ pub fn sequential_decode(archive: &Archive, rec: &str) -> Vec<i16> {
     let skip = m.pre_skip_samples() as usize * ch;
     out.drain(..skip);
     out.truncate(m.frames as usize * ch);
-    assert_eq!(out.len(), m.frames as usize * ch, "stream shorter than its frame count");
+    assert_eq!(
+        out.len(),
+        m.frames as usize * ch,
+        "stream shorter than its frame count"
+    );
     out
 }
 
@@ -96,7 +104,16 @@ pub fn stdout(o: &Output) -> String {
 /// names `needle` (usually the offending path).
 pub fn assert_clean_failure(o: &Output, needle: &str) {
     let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success; stderr: {err}");
-    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "panic: {err}");
-    assert!(err.contains(needle), "error does not mention {needle:?}: {err}");
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "panic: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "error does not mention {needle:?}: {err}"
+    );
 }

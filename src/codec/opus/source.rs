@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::fingerprint::current_fingerprint;
+use super::fingerprint::{current_fingerprint, portable_states_work};
 use super::libopus::Decoder;
 use crate::archive::checkpoints::{CheckpointWriter, StoredCheckpoints};
 use crate::archive::index::PageIndex;
@@ -173,6 +173,13 @@ pub fn write_checkpoints(
     dir: &std::path::Path,
     interval: u64,
 ) -> Result<usize, CodecError> {
+    if !portable_states_work(meta.channels) {
+        return Err(damaged(
+            path,
+            "this libopus build fails the checkpoint self-test; refusing to store checkpoints"
+                .into(),
+        ));
+    }
     let fp = current_fingerprint(meta.channels);
     let plan = plan_checkpoints(index, meta, interval);
     let mut w = CheckpointWriter::create(dir, &fp, interval, plan.clone())?;
@@ -226,7 +233,14 @@ impl OpusSource {
             ));
         }
         let stored = match store.read_checkpoints() {
-            Ok(Some(c)) if c.fingerprint == current_fingerprint(meta.channels) => Some(c),
+            // A build whose self-test fails never trusts stored states, even ones whose
+            // fingerprint (including the "failed" self-test) equals its own.
+            Ok(Some(c))
+                if c.fingerprint == current_fingerprint(meta.channels)
+                    && portable_states_work(meta.channels) =>
+            {
+                Some(c)
+            }
             Ok(Some(_)) => {
                 log::warn!(
                     "{}: checkpoints were made by a different libopus build; rebuilding them in memory (run `zarr-wavfs index` to store new ones)",

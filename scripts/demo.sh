@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The main job on the bundled example (testdata/): installs what is needed, builds the
+# release binary, imports the example recordings into a fresh archive, lists it, shows
+# a recording, extracts a whole recording and a time range as WAV, checks them with soxi,
+# reads the archive with zarr-python, and verifies it. Exits non-zero on any failure.
+#
+# Set KEEP=1 to keep the temporary archive and extracted WAVs (the path is printed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+run() {
+    printf '$ %s\n' "$*"
+    "$@"
+}
+expect() { # expect WHAT ACTUAL WANTED
+    if [ "$2" != "$3" ]; then
+        echo "demo: FAIL: $1 is $2, expected $3" >&2
+        exit 1
+    fi
+    echo "ok: $1 = $2"
+}
+
+step "setup"
+bash scripts/setup.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step "build"
+run cargo build --release
+BIN="$PWD/target/release/zarr-wavfs"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/zarr-wavfs-demo.XXXXXX")
+if [ "${KEEP:-0}" = 1 ]; then
+    echo "keeping $WORK"
+else
+    trap 'rm -rf "$WORK"' EXIT
+fi
+ARCH="$WORK/archive"
+REC=demo/20250601_040000
+
+step "import"
+run "$BIN" import "$ARCH" testdata/20250601_040000.wav testdata/stereo_music.wav testdata/sweep.opus --into demo
+
+step "ls"
+run "$BIN" ls "$ARCH"
+
+step "info"
+run "$BIN" info "$ARCH" "$REC"
+run "$BIN" info "$ARCH" demo/stereo_music
+
+# MOUNT: once the FUSE `mount` subcommand exists (issue 3), mount "$ARCH" here and read the recordings' WAVs through it.
+
+step "extract (whole recording)"
+run "$BIN" extract "$ARCH" "$REC" -o "$WORK/dawn.wav"
+run soxi "$WORK/dawn.wav"
+expect "dawn.wav samples" "$(soxi -s "$WORK/dawn.wav")" 288000
+expect "dawn.wav rate" "$(soxi -r "$WORK/dawn.wav")" 48000
+
+step "extract (range 1.5 s .. 3 s)"
+run "$BIN" extract "$ARCH" "$REC" --start 1.5 --end 00:00:03 -o "$WORK/dawn_1.5-3.wav"
+run soxi "$WORK/dawn_1.5-3.wav"
+expect "dawn_1.5-3.wav samples" "$(soxi -s "$WORK/dawn_1.5-3.wav")" 72000
+
+step "extract (44.1 kHz stereo: relabelled to 48 kHz inside, served at 44.1 kHz)"
+run "$BIN" extract "$ARCH" demo/stereo_music -o "$WORK/stereo_music.wav" --format s24
+run soxi "$WORK/stereo_music.wav"
+expect "stereo_music.wav samples" "$(soxi -s "$WORK/stereo_music.wav")" 176400
+expect "stereo_music.wav rate" "$(soxi -r "$WORK/stereo_music.wav")" 44100
+expect "stereo_music.wav channels" "$(soxi -c "$WORK/stereo_music.wav")" 2
+
+step "zarr-python reads the archive"
+run python3 tests/interop/zarr_python_check.py "$ARCH" "$REC" >"$WORK/interop.json"
+python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print("stream:", d["stream_len"], "bytes, sha256", d["stream_sha256"])
+print("index shape:", d["index_shape"], "first row:", d["index_first_row"])' "$WORK/interop.json"
+
+step "verify"
+run "$BIN" verify "$ARCH"
+
+step "demo passed"

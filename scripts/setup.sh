@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Installs everything zarr-wavfs needs to build, test and run its demo on Debian 12:
+# system packages (apt), Rust (rustup, only if cargo is missing) and the Python packages
+# of the zarr-python interop check (pip). Idempotent: what is already there is skipped,
+# so a second run takes seconds. Run as root (or as a user with sudo).
+set -euo pipefail
+
+log() { printf '[setup] %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        log "not root and no sudo: cannot install system packages" >&2
+        exit 1
+    fi
+fi
+
+# --- system packages -------------------------------------------------------------------
+# cmake builds the bundled libopus (audiopus_sys, static); no system libopus is used.
+APT_PACKAGES=(
+    build-essential pkg-config cmake curl ca-certificates
+    fuse3 libfuse3-dev
+    opus-tools sox ffmpeg
+    python3 python3-pip git
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        :
+    else
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    log "apt: all ${#APT_PACKAGES[@]} packages already installed"
+else
+    log "apt: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# --- Rust --------------------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if command -v cargo >/dev/null 2>&1; then
+    log "rust: $(cargo --version) already installed"
+else
+    log "rust: cargo not found, installing the stable toolchain with rustup"
+    curl https://sh.rustup.rs -sSf | sh -s -- -y --profile minimal
+    export PATH="$HOME/.cargo/bin:$PATH"
+    log "rust: installed $(cargo --version)"
+fi
+# The crate uses edition 2024, which needs Rust 1.85 or later.
+rust_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if [ "${rust_minor:-0}" -lt 85 ] 2>/dev/null; then
+    if command -v rustup >/dev/null 2>&1; then
+        log "rust: $(rustc --version) is too old (need >= 1.85), running rustup update stable"
+        rustup update stable
+        rustup default stable
+    else
+        log "rust: $(rustc --version) is too old (need >= 1.85) and rustup is not available" >&2
+        exit 1
+    fi
+fi
+
+# --- Python packages (tests/interop/zarr_python_check.py) -------------------------------
+PY=python3
+if $PY - <<'EOF' 2>/dev/null; then
+import sys
+import zarr, numpy, soundfile, scipy
+sys.exit(0 if int(zarr.__version__.split(".")[0]) >= 3 else 1)
+EOF
+    log "pip: zarr $($PY -c 'import zarr; print(zarr.__version__)'), numpy, soundfile, scipy already installed"
+else
+    log "pip: installing zarr>=3 numpy soundfile scipy for $($PY --version)"
+    PIP_PACKAGES=("zarr>=3" numpy soundfile scipy)
+    export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore
+    if ! $PY -m pip install -q "${PIP_PACKAGES[@]}"; then
+        # Debian's own python3 is "externally managed" (PEP 668).
+        log "pip: plain install refused, retrying with --break-system-packages"
+        $PY -m pip install -q --break-system-packages "${PIP_PACKAGES[@]}"
+    fi
+    log "pip: zarr $($PY -c 'import zarr; print(zarr.__version__)') installed"
+fi
+
+log "done"
