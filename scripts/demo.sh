@@ -39,7 +39,9 @@ ARCH="$WORK/archive"
 REC=demo/20250601_040000
 
 step "import"
-run "$BIN" import "$ARCH" testdata/20250601_040000.wav testdata/stereo_music.wav testdata/sweep.opus --into demo
+# The example files are a few seconds long; a 1 s checkpoint interval gives them stored
+# checkpoints, so extract and verify exercise checkpoint restores.
+run "$BIN" import "$ARCH" testdata/20250601_040000.wav testdata/stereo_music.wav testdata/sweep.opus --into demo --checkpoint-interval 1
 
 step "ls"
 run "$BIN" ls "$ARCH"
@@ -69,11 +71,13 @@ expect "stereo_music.wav rate" "$(soxi -r "$WORK/stereo_music.wav")" 44100
 expect "stereo_music.wav channels" "$(soxi -c "$WORK/stereo_music.wav")" 2
 
 step "zarr-python reads the archive"
-run python3 tests/interop/zarr_python_check.py "$ARCH" "$REC" >"$WORK/interop.json"
+printf '$ %s\n' "python3 tests/interop/zarr_python_check.py $ARCH $REC > $WORK/interop.json"
+python3 tests/interop/zarr_python_check.py "$ARCH" "$REC" >"$WORK/interop.json"
 python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))
 print("stream:", d["stream_len"], "bytes, sha256", d["stream_sha256"])
-print("index shape:", d["index_shape"], "first row:", d["index_first_row"])' "$WORK/interop.json"
+print("index shape:", d["index_shape"], "first row:", d["index_first_row"])
+print("checkpoints/states shape:", d.get("checkpoints_states_shape"))' "$WORK/interop.json"
 
 step "verify"
 run "$BIN" verify "$ARCH"
