@@ -12,7 +12,7 @@ pub mod writer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use meta::{RecordingMeta, SourceInfo};
+pub use meta::{RecordingMeta, SourceInfo, parse_utc};
 pub use store::{RecordingStore, StreamBytes};
 
 /// Attribute key under which every zarr-wavfs node keeps its metadata.

@@ -4,15 +4,22 @@
 //! - [`archive`]: the on-disk format (Zarr v3 groups, Ogg stream, page index, checkpoints);
 //! - [`codec`]: decoders that turn a recording into independently decodable spans;
 //! - [`engine`]: frame ranges → samples through a shared LRU cache of spans;
-//! - [`wav`]: the exact bytes of the served WAV file;
-//! - front ends: [`import`], [`ops`] (the CLI's commands), and the binary.
+//! - [`wav`] and [`wav_file`]: the exact bytes of the served WAV file, at any offset;
+//! - [`fs`]: the mounted tree (inodes, names, sizes) and the prefetch policy;
+//! - front ends: [`fuse`] and [`mount`] (the FUSE daemon), [`import`], [`ops`] (the
+//!   CLI's other commands), and the binary.
 
 pub mod archive;
 pub mod codec;
 pub mod engine;
+pub mod fs;
+pub mod fuse;
 pub mod import;
+pub mod mount;
 pub mod ops;
+pub mod syslog;
 pub mod wav;
+pub mod wav_file;
 
 pub use archive::Archive;
 pub use engine::{Engine, Recording};

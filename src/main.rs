@@ -74,6 +74,30 @@ enum Command {
     },
     /// Decode everything and check stream, index and checkpoints; exit 1 if anything is wrong.
     Verify { archive: PathBuf },
+    /// Serve the archive as a read-only directory of WAV files (FUSE).
+    Mount {
+        archive: PathBuf,
+        mountpoint: PathBuf,
+        /// Stay in the foreground (log to stderr) instead of detaching.
+        #[arg(short, long)]
+        foreground: bool,
+        /// Mount options, comma-separated (allow_other, allow_root, noauto_unmount,
+        /// fsname=, subtype=, cache_size=, format=, threads=, log=, noatime, ...).
+        #[arg(short = 'o', value_name = "OPT[,OPT...]")]
+        options: Vec<String>,
+        /// Bound of the decoded-audio cache, e.g. 256MiB or 1G.
+        #[arg(long, default_value = "256MiB", value_parser = zarr_wavfs::mount::parse_size)]
+        cache_size: usize,
+        /// Worker threads serving opens and reads.
+        #[arg(long, default_value_t = 16)]
+        threads: usize,
+        /// Sample format of the served WAV files: s16, s24, s32 or f32.
+        #[arg(long, default_value = "s16", value_parser = parse_format)]
+        format: SampleFormat,
+        /// Log file of the daemon (default when detached: syslog).
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
     /// Rebuild stored checkpoints with this build's libopus (all recordings, in parallel).
     Index {
         archive: PathBuf,
@@ -101,16 +125,26 @@ fn parse_format(s: &str) -> Result<SampleFormat, String> {
     SampleFormat::parse(s).ok_or_else(|| format!("unknown format \"{s}\" (s16, s24, s32, f32)"))
 }
 
+/// Subcommand names; anything else followed by two paths is mount(8)'s way of calling
+/// us (`mount -t fuse.zarr-wavfs ARCHIVE MOUNTPOINT -o OPTS` runs
+/// `zarr-wavfs ARCHIVE MOUNTPOINT -o OPTS`).
+const COMMANDS: [&str; 8] = [
+    "import", "ls", "info", "extract", "verify", "mount", "index", "help",
+];
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let level = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_timestamp(None)
-        .init();
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() >= 3 {
+        let first = argv[1].to_string_lossy();
+        if !first.starts_with('-') && !COMMANDS.contains(&first.as_ref()) {
+            argv.insert(1, "mount".into());
+        }
+    }
+    let cli = Cli::parse_from(argv);
+    if let Err(e) = init_logging(&cli) {
+        eprintln!("zarr-wavfs: error: {e:#}");
+        return ExitCode::from(2);
+    }
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -127,6 +161,55 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr, except for the mount daemon: to its `--log` file, or to syslog
+/// when it detaches without one.
+fn init_logging(cli: &Cli) -> Result<()> {
+    // The mount daemon logs its mount, unmount and errors by default.
+    let quiet = if matches!(cli.command, Command::Mount { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    let level = match cli.verbose {
+        0 => quiet,
+        1 => "info",
+        _ => "debug",
+    };
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    builder.format_timestamp(None);
+    if let Command::Mount {
+        foreground,
+        options,
+        log,
+        ..
+    } = &cli.command
+    {
+        // `-o log=FILE` (for fstab) counts as --log.
+        let log = log.clone().or_else(|| {
+            options
+                .iter()
+                .flat_map(|o| o.split(','))
+                .find_map(|o| o.strip_prefix("log=").map(PathBuf::from))
+        });
+        builder.format_timestamp_millis();
+        if let Some(path) = log {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("log file {}", path.display()))?;
+            builder.target(env_logger::Target::Pipe(Box::new(file)));
+        } else if !foreground {
+            let filter = builder.build().filter();
+            zarr_wavfs::syslog::Syslog::init(filter)?;
+            return Ok(());
+        }
+    }
+    builder.init();
+    Ok(())
+}
+
 fn run(cmd: Command) -> Result<ExitCode> {
     match cmd {
         Command::Import {
@@ -140,6 +223,11 @@ fn run(cmd: Command) -> Result<ExitCode> {
         } => {
             if !checkpoint_interval.is_finite() || checkpoint_interval <= 0.0 {
                 bail!("--checkpoint-interval must be positive");
+            }
+            if let Some(t) = &start_time
+                && zarr_wavfs::archive::parse_utc(t).is_none()
+            {
+                bail!("--start-time \"{t}\" is not a UTC time like 2025-06-01T04:00:00Z");
             }
             let jobs = plan(&inputs, &normalise(&into))?;
             if jobs.is_empty() {
@@ -268,6 +356,28 @@ fn run(cmd: Command) -> Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Mount {
+            archive,
+            mountpoint,
+            foreground,
+            options,
+            cache_size,
+            threads,
+            format,
+            log: _,
+        } => {
+            let args = zarr_wavfs::mount::MountArgs {
+                archive,
+                mountpoint,
+                foreground,
+                options,
+                cache_bytes: cache_size,
+                threads,
+                format,
+            };
+            zarr_wavfs::mount::mount(&args)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Index {
             archive,

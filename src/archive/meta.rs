@@ -104,6 +104,11 @@ impl RecordingMeta {
         u64::from(self.pre_skip) / self.granule_factor()
     }
 
+    /// The start time as a point in time, if it is set and well formed.
+    pub fn start_system_time(&self) -> Option<std::time::SystemTime> {
+        parse_utc(self.start_time.as_deref()?)
+    }
+
     /// Duration in seconds as the user sees it.
     pub fn duration_secs(&self) -> f64 {
         self.frames as f64 / f64::from(self.original_sample_rate)
@@ -117,6 +122,62 @@ impl RecordingMeta {
         );
         m
     }
+}
+
+/// Parses an ISO 8601 UTC time `YYYY-MM-DDTHH:MM:SS[.fraction](Z|+00:00)`, the form
+/// `start_time` is stored in (docs/FORMAT.md). Years before 1970 are refused.
+pub fn parse_utc(s: &str) -> Option<std::time::SystemTime> {
+    let body = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
+    let (date, time) = body.split_once('T')?;
+    let num = |t: &str, len: usize| -> Option<u64> {
+        (t.len() == len && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok())?
+    };
+    let mut d = date.split('-');
+    let (y, mo, da) = (num(d.next()?, 4)?, num(d.next()?, 2)?, num(d.next()?, 2)?);
+    let (hms, frac) = match time.split_once('.') {
+        Some((hms, f)) if !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()) => (hms, f),
+        Some(_) => return None,
+        None => (time, ""),
+    };
+    let mut t = hms.split(':');
+    let (h, mi, se) = (num(t.next()?, 2)?, num(t.next()?, 2)?, num(t.next()?, 2)?);
+    if d.next().is_some() || t.next().is_some() || y < 1970 {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&mo) || da == 0 || da > month_days[mo as usize - 1] {
+        return None;
+    }
+    if h > 23 || mi > 59 || se > 59 {
+        return None;
+    }
+    let days_before_year: u64 = (1970..y)
+        .map(|yy| {
+            if (yy % 4 == 0 && yy % 100 != 0) || yy % 400 == 0 {
+                366
+            } else {
+                365
+            }
+        })
+        .sum();
+    let days = days_before_year + month_days[..mo as usize - 1].iter().sum::<u64>() + da - 1;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se;
+    let nanos: u32 = format!("{:0<9}", &frac[..frac.len().min(9)]).parse().ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
 }
 
 fn kind(attrs: &Attrs) -> Option<&str> {
@@ -169,5 +230,41 @@ pub fn check_archive_marker(root: &Path, attrs: &Attrs) -> Result<(), ArchiveErr
             "format_version {other} is not supported (this build reads {FORMAT_VERSION})"
         )),
         None => not("root group has no format_version".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_utc;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn parses_utc_times() {
+        let t = |s| parse_utc(s).map(|t| t.duration_since(UNIX_EPOCH).unwrap());
+        assert_eq!(t("1970-01-01T00:00:00Z"), Some(Duration::ZERO));
+        // `date -u -d 2025-06-01T04:00:00Z +%s`
+        assert_eq!(
+            t("2025-06-01T04:00:00Z"),
+            Some(Duration::from_secs(1_748_750_400))
+        );
+        assert_eq!(
+            t("2024-02-29T23:59:59+00:00"),
+            Some(Duration::from_secs(1_709_251_199))
+        );
+        assert_eq!(
+            t("2025-06-01T04:00:00.25Z"),
+            Some(Duration::new(1_748_750_400, 250_000_000))
+        );
+        for bad in [
+            "2025-06-01T04:00:00",
+            "2025-02-29T00:00:00Z",
+            "2025-06-01 04:00:00Z",
+            "2025-13-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2025-06-01T04:00:00.Z",
+            "2025-06-01T24:00:00Z",
+        ] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
     }
 }

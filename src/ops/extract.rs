@@ -4,7 +4,8 @@
 use std::io::Write;
 
 use crate::engine::Recording;
-use crate::wav::{SampleFormat, WavLayout, encode_i16};
+use crate::wav::SampleFormat;
+use crate::wav_file::WavFile;
 
 /// A position given on the command line.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,7 +50,8 @@ pub fn parse_time(s: &str) -> Result<TimeSpec, String> {
     Ok(TimeSpec::Seconds(secs))
 }
 
-/// Writes frames `start..end` of `rec` as a WAV file to `out`.
+/// Writes frames `start..end` of `rec` as a WAV file to `out`, through the same
+/// [`WavFile`] reader the mount uses.
 pub fn extract(
     rec: &Recording,
     start: u64,
@@ -57,28 +59,15 @@ pub fn extract(
     format: SampleFormat,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let m = rec.meta();
-    let end = end.min(rec.frames());
-    let start = start.min(end);
-    let layout = WavLayout::new(m.channels, m.original_sample_rate, end - start, format)?;
-    out.write_all(&layout.header())?;
-    let ch = usize::from(rec.channels());
-    let step = 1 << 16;
-    let mut samples = vec![0i16; step * ch];
-    let mut bytes = Vec::with_capacity(step * ch * 4);
-    let mut f = start;
-    while f < end {
-        let n = rec.read_frames(
-            f,
-            &mut samples[..((end - f).min(step as u64) as usize) * ch],
-        )?;
-        bytes.clear();
-        encode_i16(&samples[..n * ch], format, &mut bytes);
-        out.write_all(&bytes)?;
-        f += n as u64;
-    }
-    if layout.data_len() % 2 == 1 {
-        out.write_all(&[0])?;
+    let file = WavFile::new(rec.clone(), start..end, format)?;
+    let step = 4 << 20;
+    let mut buf = Vec::with_capacity(step as usize);
+    let mut offset = 0;
+    while offset < file.len() {
+        buf.clear();
+        file.read_at(offset, step, &mut buf)?;
+        out.write_all(&buf)?;
+        offset += buf.len() as u64;
     }
     out.flush()?;
     Ok(())

@@ -1,0 +1,175 @@
+//! The mounted tree: every folder and recording of the archive as an inode, built once
+//! at mount time. Inode numbers are positions in that table, so they stay the same for
+//! the life of the mount; recordings added to the archive later appear after a remount.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use crate::archive::{Archive, ArchiveError, Entry, RecordingMeta};
+use crate::wav::{SampleFormat, WavLayout};
+
+use super::names::shown_name;
+
+/// Inode number; the root is 1.
+pub type Ino = u64;
+pub const ROOT: Ino = 1;
+
+#[derive(Debug)]
+pub struct Node {
+    pub parent: Ino,
+    /// Name shown in the mount (see `names`).
+    pub name: String,
+    pub mtime: SystemTime,
+    pub kind: NodeKind,
+}
+
+#[derive(Debug)]
+pub enum NodeKind {
+    Dir {
+        children: Vec<Ino>,
+        subdirs: u32,
+    },
+    /// A recording; `file` says why it cannot be served when its metadata is unreadable.
+    File {
+        path: String,
+        file: Result<Box<FileInfo>, String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct FileInfo {
+    pub meta: RecordingMeta,
+    pub layout: WavLayout,
+}
+
+#[derive(Debug)]
+pub struct Tree {
+    /// `nodes[ino - 1]`.
+    nodes: Vec<Node>,
+    by_name: HashMap<(Ino, String), Ino>,
+}
+
+impl Tree {
+    /// Reads the archive's folders and recordings' metadata (no audio is decoded).
+    pub fn build(archive: &Archive, format: SampleFormat) -> Result<Tree, ArchiveError> {
+        let root_mtime = mtime_of(archive, "");
+        let mut tree = Tree {
+            nodes: vec![Node {
+                parent: ROOT,
+                name: String::new(),
+                mtime: root_mtime,
+                kind: NodeKind::Dir {
+                    children: Vec::new(),
+                    subdirs: 0,
+                },
+            }],
+            by_name: HashMap::new(),
+        };
+        let entries = archive.tree()?;
+        tree.add_entries(archive, ROOT, "", entries, format);
+        Ok(tree)
+    }
+
+    fn add_entries(
+        &mut self,
+        archive: &Archive,
+        parent: Ino,
+        parent_path: &str,
+        entries: Vec<Entry>,
+        format: SampleFormat,
+    ) {
+        for e in entries {
+            let is_recording = matches!(e, Entry::Recording { .. });
+            let name = shown_name(e.name(), is_recording);
+            let path = if parent_path.is_empty() {
+                e.name().to_string()
+            } else {
+                format!("{parent_path}/{}", e.name())
+            };
+            let ino = self.nodes.len() as Ino + 1;
+            let (kind, children, mtime) = match e {
+                Entry::Folder { children, .. } => {
+                    let kind = NodeKind::Dir {
+                        children: Vec::new(),
+                        subdirs: 0,
+                    };
+                    (kind, Some(children), mtime_of(archive, &path))
+                }
+                Entry::Recording { meta, .. } => {
+                    let file = meta.map_err(|e| e.to_string()).and_then(|meta| {
+                        let layout = WavLayout::new(
+                            meta.channels,
+                            meta.original_sample_rate,
+                            meta.frames,
+                            format,
+                        )
+                        .map_err(|e| e.to_string())?;
+                        Ok(Box::new(FileInfo { meta, layout }))
+                    });
+                    let mtime = file
+                        .as_ref()
+                        .ok()
+                        .and_then(|f| f.meta.start_system_time())
+                        .unwrap_or_else(|| mtime_of(archive, &path));
+                    (
+                        NodeKind::File {
+                            path: path.clone(),
+                            file,
+                        },
+                        None,
+                        mtime,
+                    )
+                }
+            };
+            self.nodes.push(Node {
+                parent,
+                name: name.clone(),
+                mtime,
+                kind,
+            });
+            self.by_name.insert((parent, name), ino);
+            if let NodeKind::Dir { children, subdirs } = &mut self.nodes[parent as usize - 1].kind {
+                children.push(ino);
+                *subdirs += u32::from(!is_recording);
+            }
+            if let Some(grandchildren) = children {
+                self.add_entries(archive, ino, &path, grandchildren, format);
+            }
+        }
+    }
+
+    pub fn get(&self, ino: Ino) -> Option<&Node> {
+        self.nodes.get(usize::try_from(ino).ok()?.checked_sub(1)?)
+    }
+
+    pub fn lookup(&self, parent: Ino, name: &str) -> Option<Ino> {
+        self.by_name.get(&(parent, name.to_string())).copied()
+    }
+
+    /// Number of inodes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Total size of all served files.
+    pub fn total_bytes(&self) -> u64 {
+        self.nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::File { file: Ok(f), .. } => Some(f.layout.file_len()),
+                _ => None,
+            })
+            .sum()
+    }
+}
+
+/// When the group at `path` was written (its `zarr.json`), for nodes without a start time.
+fn mtime_of(archive: &Archive, path: &str) -> SystemTime {
+    std::fs::metadata(archive.root().join(path).join("zarr.json"))
+        .and_then(|m| m.modified())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}

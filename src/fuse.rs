@@ -1,0 +1,539 @@
+//! The FUSE adapter: kernel requests → the `fs` tree and `WavFile` reads.
+//!
+//! Callbacks run on fuser's request threads and only look things up; opens and reads
+//! go to a pool of worker threads that reply when done, so a cold decode of one file
+//! never holds up a warm read of another. Every callback and worker body runs under
+//! `catch_unwind`: a panic is logged and its request answered with EIO (fuser sends
+//! EIO for a reply dropped unsent), and the daemon keeps serving.
+
+mod workers;
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
+    Request, WriteFlags,
+};
+use parking_lot::Mutex;
+
+use crate::archive::Archive;
+use crate::engine::Engine;
+use crate::fs::{Ino, Node, NodeKind, SequentialDetector, Tree};
+use crate::wav::SampleFormat;
+use crate::wav_file::WavFile;
+use workers::Workers;
+
+/// Attributes and entries never change while mounted; the kernel may keep them long.
+const TTL: Duration = Duration::from_secs(24 * 3600);
+/// `st_blksize`: the I/O size `cp` and stdio use; large reads decode most efficiently.
+const BLKSIZE: u32 = 1 << 20;
+/// Upper bound of the sequential prefetch window, in spans.
+const MAX_PREFETCH_SPANS: usize = 8;
+
+/// Settings of one mount.
+#[derive(Debug, Clone)]
+pub struct FsOptions {
+    pub format: SampleFormat,
+    pub cache_bytes: usize,
+    /// Worker threads serving opens and reads.
+    pub threads: usize,
+    /// Owner of every node.
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub struct WavFs {
+    shared: Arc<Shared>,
+    workers: Workers,
+}
+
+struct Shared {
+    archive: Archive,
+    tree: Tree,
+    engine: Engine,
+    opts: FsOptions,
+    /// Opened recordings, kept for the life of the mount so their spans stay cached.
+    files: Mutex<HashMap<Ino, Arc<WavFile>>>,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    next_fh: AtomicU64,
+    /// Inodes whose failure was logged already (each is logged once).
+    reported: Mutex<HashSet<Ino>>,
+}
+
+struct Handle {
+    ino: Ino,
+    file: Arc<WavFile>,
+    detector: Mutex<SequentialDetector>,
+}
+
+impl WavFs {
+    /// The file system over `tree` (built from `archive` with `opts.format`); starts
+    /// the worker threads.
+    pub fn new(archive: Archive, tree: Tree, opts: FsOptions) -> std::io::Result<Self> {
+        log::info!(
+            "{}: {} folders and recordings, {} bytes of WAV",
+            archive.root().display(),
+            tree.len() - 1,
+            tree.total_bytes()
+        );
+        let workers = Workers::new(opts.threads)?;
+        Ok(WavFs {
+            shared: Arc::new(Shared {
+                engine: Engine::new(opts.cache_bytes),
+                archive,
+                tree,
+                opts,
+                files: Mutex::new(HashMap::new()),
+                handles: Mutex::new(HashMap::new()),
+                next_fh: AtomicU64::new(1),
+                reported: Mutex::new(HashSet::new()),
+            }),
+            workers,
+        })
+    }
+
+    /// Runs `f` on a worker thread.
+    fn spawn(&self, what: &'static str, f: impl FnOnce(&Shared) + Send + 'static) {
+        let shared = self.shared.clone();
+        self.workers.spawn(move || guarded(what, || f(&shared)));
+    }
+}
+
+/// Runs `f`, logging a panic instead of letting it unwind further.
+fn guarded(what: &str, f: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+        log::error!("internal error (panic) while serving {what}; answered EIO");
+    }
+}
+
+impl Shared {
+    fn attr(&self, ino: Ino, node: &Node) -> FileAttr {
+        let (kind, perm, size, nlink) = match &node.kind {
+            NodeKind::Dir { subdirs, .. } => (FileType::Directory, 0o555, 0, 2 + subdirs),
+            NodeKind::File { file, .. } => {
+                let size = file.as_ref().map_or(0, |f| f.layout.file_len());
+                (FileType::RegularFile, 0o444, size, 1)
+            }
+        };
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: node.mtime,
+            mtime: node.mtime,
+            ctime: node.mtime,
+            crtime: node.mtime,
+            kind,
+            perm,
+            nlink,
+            uid: self.opts.uid,
+            gid: self.opts.gid,
+            rdev: 0,
+            blksize: BLKSIZE,
+            flags: 0,
+        }
+    }
+
+    /// Logs a failure of inode `ino` the first time only.
+    fn report(&self, ino: Ino, err: &dyn std::fmt::Display) {
+        let path = match self.tree.get(ino).map(|n| &n.kind) {
+            Some(NodeKind::File { path, .. }) => path.as_str(),
+            _ => "?",
+        };
+        if self.reported.lock().insert(ino) {
+            log::error!("recording {path}: answering EIO: {err}");
+        } else {
+            log::debug!("recording {path}: {err}");
+        }
+    }
+
+    /// The opened recording behind `ino`, opening it on first use.
+    fn file(&self, ino: Ino) -> Result<Arc<WavFile>, String> {
+        if let Some(f) = self.files.lock().get(&ino) {
+            return Ok(f.clone());
+        }
+        let Some(NodeKind::File { path, file }) = self.tree.get(ino).map(|n| &n.kind) else {
+            return Err("not a recording".into());
+        };
+        file.as_ref().map_err(Clone::clone)?;
+        let rec = self
+            .engine
+            .open(&self.archive, path)
+            .map_err(|e| e.to_string())?;
+        let wav = Arc::new(WavFile::whole(rec, self.opts.format).map_err(|e| e.to_string())?);
+        Ok(self.files.lock().entry(ino).or_insert(wav).clone())
+    }
+
+    fn read(&self, handle: &Handle, offset: u64, size: u32, reply: ReplyData) {
+        let file = &handle.file;
+        let rec = file.recording();
+        let spans = rec.span_count();
+        let span_bytes =
+            (rec.frames() * u64::from(rec.channels()) * 2 / spans.max(1) as u64).max(1) as usize;
+        // Keep the prefetched spans well inside the cache so they are not evicted
+        // before the reader gets to them.
+        let max_window = (self.opts.cache_bytes / (4 * span_bytes)).min(MAX_PREFETCH_SPANS);
+        let ahead = handle.detector.lock().on_read(
+            offset,
+            u64::from(size),
+            file.last_span(offset, u64::from(size)),
+            spans,
+            max_window,
+        );
+        rec.prefetch(ahead);
+        let mut out = Vec::with_capacity(size as usize);
+        match file.read_at(offset, u64::from(size), &mut out) {
+            Ok(()) => reply.data(&out),
+            Err(e) => {
+                self.report(handle.ino, &e);
+                reply.error(Errno::EIO);
+            }
+        }
+    }
+}
+
+impl Filesystem for WavFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // The kernel offers its largest readahead; take all of it. More requests in
+        // flight let readahead of several files proceed at once.
+        if let Err(max) = config.set_max_readahead(u32::MAX) {
+            let _ = config.set_max_readahead(max);
+        }
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        guarded("lookup", || {
+            let s = &self.shared;
+            let found = name
+                .to_str()
+                .and_then(|n| s.tree.lookup(parent.0, n))
+                .and_then(|ino| Some((ino, s.tree.get(ino)?)));
+            match found {
+                Some((ino, node)) => reply.entry(&TTL, &s.attr(ino, node), Generation(0)),
+                None => reply.error(Errno::ENOENT),
+            }
+        })
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        guarded("getattr", || match self.shared.tree.get(ino.0) {
+            Some(node) => reply.attr(&TTL, &self.shared.attr(ino.0, node)),
+            None => reply.error(Errno::ENOENT),
+        })
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        guarded("readdir", || {
+            let tree = &self.shared.tree;
+            let Some(node) = tree.get(ino.0) else {
+                return reply.error(Errno::ENOENT);
+            };
+            let NodeKind::Dir { children, .. } = &node.kind else {
+                return reply.error(Errno::ENOTDIR);
+            };
+            // Entry k (0-based) of [".", "..", children...] carries offset k + 1, the
+            // offset to continue from after it.
+            let dots = [(ino.0, "."), (node.parent, "..")];
+            let entries = dots
+                .into_iter()
+                .map(|(i, n)| (i, FileType::Directory, n))
+                .chain(children.iter().filter_map(|&c| {
+                    let child = tree.get(c)?;
+                    let kind = match child.kind {
+                        NodeKind::Dir { .. } => FileType::Directory,
+                        NodeKind::File { .. } => FileType::RegularFile,
+                    };
+                    Some((c, kind, child.name.as_str()))
+                }));
+            for (k, (i, kind, name)) in entries.enumerate().skip(offset as usize) {
+                if reply.add(INodeNo(i), k as u64 + 1, kind, name) {
+                    break;
+                }
+            }
+            reply.ok();
+        })
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.acc_mode() != OpenAccMode::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        let ino = ino.0;
+        match self.shared.tree.get(ino).map(|n| &n.kind) {
+            Some(NodeKind::File { .. }) => {}
+            Some(NodeKind::Dir { .. }) => return reply.error(Errno::EISDIR),
+            None => return reply.error(Errno::ENOENT),
+        }
+        // Opening reads the recording's index and checkpoints: not on the request thread.
+        self.spawn("open", move |s| match s.file(ino) {
+            Ok(file) => {
+                let fh = s.next_fh.fetch_add(1, Ordering::Relaxed);
+                let handle = Handle {
+                    ino,
+                    file,
+                    detector: Mutex::new(SequentialDetector::new()),
+                };
+                s.handles.lock().insert(fh, Arc::new(handle));
+                // The content never changes while mounted: keep the page cache.
+                reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+            }
+            Err(e) => {
+                s.report(ino, &e);
+                reply.error(Errno::EIO);
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let Some(handle) = self.shared.handles.lock().get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        self.spawn("read", move |s| s.read(&handle, offset, size, reply));
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.shared.handles.lock().remove(&fh.0);
+        reply.ok();
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let t = &self.shared.tree;
+        let blocks = t.total_bytes().div_ceil(4096);
+        reply.statfs(blocks, 0, 0, t.len() as u64, 0, 4096, 255, 4096);
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        if self.shared.tree.get(ino.0).is_none() {
+            reply.error(Errno::ENOENT)
+        } else if mask.contains(AccessFlags::W_OK) {
+            reply.error(Errno::EROFS)
+        } else {
+            reply.ok()
+        }
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        reply.error(Errno::ENODATA);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if size == 0 {
+            reply.size(0)
+        } else {
+            reply.data(&[])
+        }
+    }
+
+    // Everything that would change the tree or a file: read-only file system.
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<fuser::TimeOrNow>,
+        _mtime: Option<fuser::TimeOrNow>,
+        _ctime: Option<std::time::SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<std::time::SystemTime>,
+        _chgtime: Option<std::time::SystemTime>,
+        _bkuptime: Option<std::time::SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn unlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        _flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+}

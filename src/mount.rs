@@ -1,0 +1,472 @@
+//! `zarr-wavfs mount`: mount options, detaching, signals and the FUSE session's life.
+//!
+//! Order matters: everything that can fail because of the user's input (archive, tree,
+//! options, mount point) is checked before the fork, so it is reported on the terminal;
+//! threads are only started after the fork (a forked process keeps just one thread);
+//! the parent returns only when the child reports the mount ready, or its error.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use fuser::{Config, MountOption, Session, SessionACL};
+use thiserror::Error;
+
+use crate::archive::{Archive, ArchiveError};
+use crate::fs::Tree;
+use crate::fuse::{FsOptions, WavFs};
+use crate::wav::SampleFormat;
+
+#[derive(Debug, Error)]
+pub enum MountError {
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MountError {
+    let what = what.into();
+    move |source| MountError::Io { what, source }
+}
+
+/// What `mount` was asked to do.
+#[derive(Debug, Clone)]
+pub struct MountArgs {
+    pub archive: PathBuf,
+    pub mountpoint: PathBuf,
+    pub foreground: bool,
+    /// `-o` arguments, each a comma-separated list.
+    pub options: Vec<String>,
+    pub cache_bytes: usize,
+    pub threads: usize,
+    pub format: SampleFormat,
+}
+
+/// Options after parsing: the FUSE configuration plus our own settings.
+#[derive(Debug)]
+pub struct Options {
+    pub config: Config,
+    pub cache_bytes: usize,
+    pub threads: usize,
+    pub format: SampleFormat,
+}
+
+/// Parses `-o` options over the defaults in `args`: `ro` (always), `auto_unmount`
+/// (unless `noauto_unmount`), `default_permissions`, `nodev`, `nosuid`,
+/// `fsname=ARCHIVE`, `subtype=zarr-wavfs`. Our own settings may also be given as
+/// `cache_size=`, `format=`, `threads=`, `log=` (for /etc/fstab); options that only
+/// mean something to mount(8) are ignored.
+pub fn parse_options(args: &MountArgs, archive: &Path) -> Result<Options, MountError> {
+    let mut o = Options {
+        config: Config::default(),
+        cache_bytes: args.cache_bytes,
+        threads: args.threads,
+        format: args.format,
+    };
+    let mut fsname = archive.display().to_string();
+    let mut subtype = "zarr-wavfs".to_string();
+    let mut auto_unmount = true;
+    let mut acl = None;
+    let mut extra = Vec::new();
+    let usage = |m: String| Err(MountError::Usage(m));
+    for opt in args.options.iter().flat_map(|s| s.split(',')) {
+        let (key, value) = match opt.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt, None),
+        };
+        match (key, value) {
+            ("" | "ro" | "default_permissions" | "defaults", None) => {}
+            ("rw", None) => log::warn!("ignoring -o rw: zarr-wavfs mounts are read-only"),
+            ("auto" | "noauto" | "user" | "users" | "nouser" | "_netdev" | "nofail", None) => {}
+            (k, _) if k.starts_with("x-") || k == "comment" => {}
+            ("allow_other", None) => acl = Some(SessionACL::All),
+            ("allow_root", None) => acl = Some(SessionACL::RootAndOwner),
+            ("auto_unmount", None) => auto_unmount = true,
+            ("noauto_unmount", None) => auto_unmount = false,
+            ("fsname", Some(v)) => fsname = v.to_string(),
+            ("subtype", Some(v)) => subtype = v.to_string(),
+            ("cache_size", Some(v)) => {
+                o.cache_bytes = parse_size(v)
+                    .map_err(|e| MountError::Usage(format!("-o cache_size={v}: {e}")))?
+            }
+            ("threads", Some(v)) => match v.parse() {
+                Ok(n) if n > 0 => o.threads = n,
+                _ => return usage(format!("-o threads={v}: expected a positive number")),
+            },
+            ("format", Some(v)) => {
+                o.format = SampleFormat::parse(v)
+                    .ok_or_else(|| MountError::Usage(format!("-o format={v}: unknown format")))?
+            }
+            // Where the daemon logs is set up by the CLI before mounting.
+            ("log", Some(_)) => {}
+            (flag, None) => extra.push(match flag {
+                "dev" => MountOption::Dev,
+                "nodev" => MountOption::NoDev,
+                "suid" => MountOption::Suid,
+                "nosuid" => MountOption::NoSuid,
+                "exec" => MountOption::Exec,
+                "noexec" => MountOption::NoExec,
+                "atime" => MountOption::Atime,
+                "noatime" => MountOption::NoAtime,
+                "sync" => MountOption::Sync,
+                "async" => MountOption::Async,
+                "dirsync" => MountOption::DirSync,
+                _ => return usage(format!("unknown mount option \"{opt}\"")),
+            }),
+            _ => return usage(format!("unknown mount option \"{opt}\"")),
+        }
+    }
+    // fusermount3 implements auto_unmount only together with allow_other (fuser then
+    // admits root and the owner itself), which a non-root user may ask for only when
+    // /etc/fuse.conf has `user_allow_other`.
+    let root = unsafe { libc::geteuid() } == 0;
+    if auto_unmount && acl.is_none() && !root && !fuse_conf_allows_other() {
+        log::warn!(
+            "mounting without auto_unmount (it needs user_allow_other in /etc/fuse.conf): \
+             if the daemon is killed, run `fusermount3 -u MOUNTPOINT`"
+        );
+        auto_unmount = false;
+    }
+    o.config.acl = acl.unwrap_or(if auto_unmount {
+        SessionACL::RootAndOwner
+    } else {
+        SessionACL::Owner
+    });
+    let mut mount_options = vec![
+        MountOption::RO,
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::FSName(fsname),
+        MountOption::Subtype(subtype),
+    ];
+    if auto_unmount {
+        mount_options.push(MountOption::AutoUnmount);
+    }
+    mount_options.extend(extra);
+    o.config.mount_options = mount_options;
+    // Two request threads are plenty: they only look up and queue; workers decode.
+    o.config.n_threads = Some(2);
+    o.config.clone_fd = true;
+    Ok(o)
+}
+
+fn fuse_conf_allows_other() -> bool {
+    std::fs::read_to_string("/etc/fuse.conf")
+        .map(|s| s.lines().any(|l| l.trim() == "user_allow_other"))
+        .unwrap_or(false)
+}
+
+/// Parses `256MiB`, `1G`, `512k`, `1000000` (binary multiples for k/M/G/T with or
+/// without `iB`).
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("bad size \"{s}\" (e.g. 256MiB)")),
+    };
+    num.parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("bad size \"{s}\" (e.g. 256MiB)"))
+}
+
+/// Mounts and serves until unmounted (foreground), or until the detached daemon has
+/// the mount ready (background; the daemon serves on in a child process).
+pub fn mount(args: &MountArgs) -> Result<(), MountError> {
+    let archive_path = std::fs::canonicalize(&args.archive)
+        .map_err(io_err(format!("{}", args.archive.display())))?;
+    let mountpoint = args.mountpoint.as_path();
+    let md = std::fs::metadata(mountpoint).map_err(|e| {
+        let hint = if e.raw_os_error() == Some(libc::ENOTCONN) {
+            format!(
+                " (a stale mount: run `fusermount3 -u {}`)",
+                mountpoint.display()
+            )
+        } else {
+            String::new()
+        };
+        MountError::Usage(format!("mount point {}: {e}{hint}", mountpoint.display()))
+    })?;
+    if !md.is_dir() {
+        return Err(MountError::Usage(format!(
+            "mount point {} is not a directory",
+            mountpoint.display()
+        )));
+    }
+    let mountpoint = std::fs::canonicalize(mountpoint)
+        .map_err(io_err(format!("mount point {}", mountpoint.display())))?;
+    let opts = parse_options(args, &archive_path)?;
+    // Fork before anything that may start threads (the Zarr library may start rayon's
+    // pool): a forked child has only the forking thread.
+    let mut ready = if args.foreground {
+        None
+    } else {
+        match detach()? {
+            Detached::Parent(status) => return wait_for_child(status),
+            Detached::Child(pipe) => Some(pipe),
+        }
+    };
+    let result = block_signals().and_then(|signals| {
+        let archive = Archive::open(&archive_path)?;
+        let tree = Tree::build(&archive, opts.format)?;
+        let fs_opts = FsOptions {
+            format: opts.format,
+            cache_bytes: opts.cache_bytes,
+            threads: opts.threads,
+            uid: unsafe { libc::geteuid() },
+            gid: unsafe { libc::getegid() },
+        };
+        serve(
+            archive,
+            tree,
+            fs_opts,
+            &opts.config,
+            &mountpoint,
+            signals,
+            &mut ready,
+        )
+    });
+    if let Err(e) = &result {
+        log::error!("{e}");
+        if let Some(pipe) = ready.as_mut() {
+            let _ = writeln!(pipe, "{e}");
+        }
+    }
+    result
+}
+
+enum Detached {
+    /// In the parent: the read end of the child's status pipe.
+    Parent(std::fs::File),
+    /// In the daemon: the write end.
+    Child(std::fs::File),
+}
+
+/// Forks; the child starts a new session, away from the terminal.
+fn detach() -> Result<Detached, MountError> {
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io_err("pipe")(std::io::Error::last_os_error()));
+    }
+    // SAFETY: the fds were just created and are owned here only.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: no other thread exists yet (see the module doc).
+    match unsafe { libc::fork() } {
+        -1 => Err(io_err("fork")(std::io::Error::last_os_error())),
+        0 => {
+            drop(r);
+            unsafe { libc::setsid() };
+            Ok(Detached::Child(w.into()))
+        }
+        _ => {
+            drop(w);
+            Ok(Detached::Parent(r.into()))
+        }
+    }
+}
+
+/// The parent's side: the child writes `ok` once mounted, or an error message.
+fn wait_for_child(mut status: std::fs::File) -> Result<(), MountError> {
+    let mut msg = String::new();
+    let _ = status.read_to_string(&mut msg);
+    match msg.trim() {
+        "ok" => Ok(()),
+        "" => Err(MountError::Usage(
+            "the daemon exited before the mount was ready (see its log)".into(),
+        )),
+        m => Err(MountError::Usage(m.to_string())),
+    }
+}
+
+/// Mounts, tells a waiting parent (`ready`), and serves until unmounted.
+fn serve(
+    archive: Archive,
+    tree: Tree,
+    fs_opts: FsOptions,
+    config: &Config,
+    mountpoint: &Path,
+    signals: libc::sigset_t,
+    ready: &mut Option<std::fs::File>,
+) -> Result<(), MountError> {
+    let fs = WavFs::new(archive, tree, fs_opts).map_err(io_err("starting worker threads"))?;
+    let mut session = Session::new(fs, mountpoint, config)
+        .map_err(io_err(format!("mounting on {}", mountpoint.display())))?;
+    let mut unmounter = session.unmount_callable();
+    let mp = mountpoint.to_path_buf();
+    std::thread::Builder::new()
+        .name("zw-signals".into())
+        .spawn(move || {
+            let mut sig = 0;
+            // SAFETY: `signals` is an initialised set; sigwait only writes `sig`.
+            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+                log::info!("signal {sig}: unmounting {}", mp.display());
+                // fuser only closes fusermount3's auto_unmount socket, and fusermount3
+                // leaves the unmount to a daemon that is still alive: do it here, as
+                // libfuse does.
+                if let Err(e) = unmounter.unmount().and_then(|()| lazy_unmount(&mp)) {
+                    log::error!("unmounting {}: {e}", mp.display());
+                }
+            }
+        })
+        .map_err(io_err("starting the signal thread"))?;
+    log::info!("mounted on {}", mountpoint.display());
+    if let Some(mut pipe) = ready.take() {
+        let _ = writeln!(pipe, "ok");
+        drop(pipe);
+        detach_stdio();
+    }
+    session
+        .run()
+        .map_err(io_err(format!("serving {}", mountpoint.display())))?;
+    log::info!("unmounted {}", mountpoint.display());
+    Ok(())
+}
+
+/// Detaches the mount at `mp` (`umount -l`): the session loop then ends as soon as no
+/// file of the mount is open.
+fn lazy_unmount(mp: &Path) -> std::io::Result<()> {
+    if unsafe { libc::geteuid() } == 0 {
+        let c = std::ffi::CString::new(mp.as_os_str().as_encoded_bytes())?;
+        // SAFETY: a NUL-terminated path and a valid flag.
+        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        // EINVAL: not mounted any more, which is what we wanted.
+        return if e.raw_os_error() == Some(libc::EINVAL) {
+            Ok(())
+        } else {
+            Err(e)
+        };
+    }
+    let status = std::process::Command::new("fusermount3")
+        .args(["-u", "-q", "-z", "--"])
+        .arg(mp)
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "fusermount3 -u -z: {status}"
+        )))
+    }
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread (and so in every thread it
+/// starts) and returns the set for `sigwait`.
+fn block_signals() -> Result<libc::sigset_t, MountError> {
+    // SAFETY: plain libc signal-set calls on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(io_err("blocking signals")(
+                std::io::Error::from_raw_os_error(rc),
+            ));
+        }
+        Ok(set)
+    }
+}
+
+/// Points stdin, stdout and stderr of the detached daemon at /dev/null (its log goes
+/// to the `--log` file or syslog).
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors, which this process owns.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(opts: &[&str]) -> MountArgs {
+        MountArgs {
+            archive: "/a".into(),
+            mountpoint: "/m".into(),
+            foreground: true,
+            options: opts.iter().map(|s| s.to_string()).collect(),
+            cache_bytes: 1 << 28,
+            threads: 8,
+            format: SampleFormat::S16,
+        }
+    }
+
+    #[test]
+    fn defaults_are_read_only_and_named() {
+        let o = parse_options(&args(&[]), Path::new("/srv/archive")).unwrap();
+        let m = &o.config.mount_options;
+        assert!(m.contains(&MountOption::RO));
+        assert!(m.contains(&MountOption::FSName("/srv/archive".into())));
+        assert!(m.contains(&MountOption::Subtype("zarr-wavfs".into())));
+        if unsafe { libc::geteuid() } == 0 {
+            assert!(m.contains(&MountOption::AutoUnmount));
+            assert_eq!(o.config.acl, SessionACL::RootAndOwner);
+        }
+    }
+
+    #[test]
+    fn options_parse_and_bad_ones_are_refused() {
+        let o = parse_options(
+            &args(&[
+                "allow_other,noatime",
+                "cache_size=64MiB,format=f32,threads=3",
+            ]),
+            Path::new("/a"),
+        )
+        .unwrap();
+        assert_eq!(o.config.acl, SessionACL::All);
+        assert!(o.config.mount_options.contains(&MountOption::NoAtime));
+        assert_eq!(o.cache_bytes, 64 << 20);
+        assert_eq!(o.format, SampleFormat::F32);
+        assert_eq!(o.threads, 3);
+        let o = parse_options(
+            &args(&["noauto_unmount,rw,defaults,nofail"]),
+            Path::new("/a"),
+        )
+        .unwrap();
+        assert!(!o.config.mount_options.contains(&MountOption::AutoUnmount));
+        assert!(o.config.mount_options.contains(&MountOption::RO));
+        for bad in ["bogus", "threads=0", "format=u8", "cache_size=lots"] {
+            let e = parse_options(&args(&[bad]), Path::new("/a")).unwrap_err();
+            assert!(
+                e.to_string().contains(bad.split('=').next().unwrap()),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("").is_err());
+    }
+}

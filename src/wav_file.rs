@@ -1,0 +1,93 @@
+//! A recording (or a frame range of one) as the bytes of its WAV file, readable at any
+//! offset. `extract` and the mount both read through here, so they serve the same bytes.
+
+use std::ops::Range;
+
+use crate::codec::CodecError;
+use crate::engine::Recording;
+use crate::wav::{SampleFormat, WavError, WavLayout, encode_i16};
+
+pub struct WavFile {
+    rec: Recording,
+    layout: WavLayout,
+    header: Vec<u8>,
+    /// Recording frame at the start of the data chunk.
+    first: u64,
+}
+
+impl WavFile {
+    /// The WAV file of frames `frames` of `rec` (clamped to the recording).
+    pub fn new(rec: Recording, frames: Range<u64>, format: SampleFormat) -> Result<Self, WavError> {
+        let end = frames.end.min(rec.frames());
+        let first = frames.start.min(end);
+        let m = rec.meta();
+        let layout = WavLayout::new(m.channels, m.original_sample_rate, end - first, format)?;
+        let header = layout.header();
+        Ok(WavFile {
+            rec,
+            layout,
+            header,
+            first,
+        })
+    }
+
+    /// The WAV file of the whole recording: the file the mount serves.
+    pub fn whole(rec: Recording, format: SampleFormat) -> Result<Self, WavError> {
+        let frames = rec.frames();
+        Self::new(rec, 0..frames, format)
+    }
+
+    pub fn recording(&self) -> &Recording {
+        &self.rec
+    }
+
+    pub fn layout(&self) -> &WavLayout {
+        &self.layout
+    }
+
+    pub fn len(&self) -> u64 {
+        self.layout.file_len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The span holding the last frame a read of `offset..offset + len` touches, if it
+    /// touches any sample.
+    pub fn last_span(&self, offset: u64, len: u64) -> Option<usize> {
+        let plan = self.layout.map_read(offset, len);
+        (!plan.frames.is_empty()).then(|| self.rec.span_of(self.first + plan.frames.end - 1))
+    }
+
+    /// Appends the bytes at `offset..offset + len` to `out` (fewer at the end of the
+    /// file, none past it).
+    pub fn read_at(&self, offset: u64, len: u64, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let plan = self.layout.map_read(offset, len);
+        let h = &plan.header;
+        out.extend_from_slice(&self.header[h.start as usize..h.end as usize]);
+        if plan.data_bytes > 0 {
+            let ch = usize::from(self.rec.channels());
+            let n = (plan.frames.end - plan.frames.start) as usize;
+            let mut samples = vec![0i16; n * ch];
+            let got = self
+                .rec
+                .read_frames(self.first + plan.frames.start, &mut samples)?;
+            if got != n {
+                return Err(CodecError::Damaged {
+                    path: Default::default(),
+                    message: format!("{got} of {n} frames decoded"),
+                });
+            }
+            let at = out.len();
+            encode_i16(&samples, self.layout.format, out);
+            // Keep exactly the bytes asked for: drop the part of the first frame before
+            // `offset` and whatever of the last frame lies past the read.
+            let skip = plan.skip as usize;
+            out.copy_within(at + skip..at + skip + plan.data_bytes as usize, at);
+            out.truncate(at + plan.data_bytes as usize);
+        }
+        out.resize(out.len() + plan.pad as usize, 0);
+        Ok(())
+    }
+}
