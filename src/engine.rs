@@ -95,6 +95,14 @@ impl Recording {
         let ch = usize::from(self.channels());
         let want = (out.len() / ch) as u64;
         let end = start.saturating_add(want).min(self.frames());
+        if end > start {
+            // A read across a span boundary: decode the later spans on other cores
+            // while this thread decodes the first.
+            let (first, last) = (self.span_of(start), self.span_of(end - 1));
+            if last > first {
+                self.prefetch(first + 1..last + 1);
+            }
+        }
         let mut f = start;
         while f < end {
             let j = self.source.span_of(f);
@@ -120,17 +128,15 @@ impl Recording {
     }
 
     /// Starts decoding spans `spans` on the rayon pool into the cache, without waiting.
+    /// Spans cached or being decoded already are skipped (a pool thread must not sit
+    /// waiting for another thread's decode).
     pub fn prefetch(&self, spans: std::ops::Range<usize>) {
         for j in spans.take_while(|&j| j < self.span_count()) {
-            if self.cache.get((self.id, j)).is_some() {
+            if self.cache.is_present((self.id, j)) {
                 continue;
             }
             let me = self.clone();
-            rayon::spawn(move || {
-                if let Err(e) = me.span(j) {
-                    log::debug!("prefetch of span {j} failed: {e}");
-                }
-            });
+            rayon::spawn(move || me.cache.fill((me.id, j), || me.source.decode_span(j)));
         }
     }
 }

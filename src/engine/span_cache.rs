@@ -64,6 +64,12 @@ impl SpanCache {
         self.inner.lock().lru.get(&key).cloned()
     }
 
+    /// Whether `key` is cached or being decoded now (does not touch the LRU order).
+    pub fn is_present(&self, key: SpanKey) -> bool {
+        let inner = self.inner.lock();
+        inner.lru.contains(&key) || inner.inflight.contains_key(&key)
+    }
+
     /// The span for `key`, decoding it with `decode` on a miss.
     pub fn get_or_decode(
         &self,
@@ -94,6 +100,26 @@ impl SpanCache {
             flight.ready.wait(&mut r);
         }
         r.clone().expect("checked")
+    }
+
+    /// Decodes and caches `key` unless it is cached or being decoded already; never
+    /// waits for another thread. For prefetching.
+    pub fn fill(&self, key: SpanKey, decode: impl FnOnce() -> Result<Vec<i16>, CodecError>) {
+        let flight = {
+            let mut inner = self.inner.lock();
+            if inner.lru.contains(&key) || inner.inflight.contains_key(&key) {
+                return;
+            }
+            let f = Arc::new(InFlight {
+                result: Mutex::new(None),
+                ready: Condvar::new(),
+            });
+            inner.inflight.insert(key, f.clone());
+            f
+        };
+        if let Err(e) = self.decode_and_publish(key, flight, decode) {
+            log::debug!("prefetch of span {key:?} failed: {e}");
+        }
     }
 
     fn decode_and_publish(
