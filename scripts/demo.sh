@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the bundled example (testdata/): installs what is needed, builds the
 # release binary, imports the example recordings into a fresh archive, lists it, shows
-# a recording, extracts a whole recording and a time range as WAV, checks them with soxi,
-# reads the archive with zarr-python, and verifies it. Exits non-zero on any failure.
+# a recording, mounts it and reads the WAV files through the mount, extracts a whole
+# recording and a time range as WAV, checks them with soxi, reads the archive with
+# zarr-python, and verifies it. Exits non-zero on any failure.
 #
 # Set KEEP=1 to keep the temporary archive and extracted WAVs (the path is printed).
 set -euo pipefail
@@ -30,11 +31,11 @@ run cargo build --release
 BIN="$PWD/target/release/zarr-wavfs"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/zarr-wavfs-demo.XXXXXX")
-if [ "${KEEP:-0}" = 1 ]; then
-    echo "keeping $WORK"
-else
-    trap 'rm -rf "$WORK"' EXIT
-fi
+cleanup() {
+    if grep -q " $WORK/mnt " /proc/self/mounts; then fusermount3 -u -z "$WORK/mnt"; fi
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
 ARCH="$WORK/archive"
 REC=demo/20250601_040000
 
@@ -50,7 +51,19 @@ step "info"
 run "$BIN" info "$ARCH" "$REC"
 run "$BIN" info "$ARCH" demo/stereo_music
 
-# MOUNT: once the FUSE `mount` subcommand exists (issue 3), mount "$ARCH" here and read the recordings' WAVs through it.
+step "mount (FUSE): every recording is a WAV file"
+MNT="$WORK/mnt"
+mkdir -p "$MNT"
+run "$BIN" mount "$ARCH" "$MNT" --log "$WORK/mount.log"
+run ls -lR "$MNT"
+run soxi "$MNT/demo/stereo_music.wav"
+expect "mounted stereo_music.wav samples" "$(soxi -s "$MNT/demo/stereo_music.wav")" 176400
+printf '$ %s\n' "cmp $MNT/$REC.wav <($BIN extract $ARCH $REC -o -)"
+cmp "$MNT/$REC.wav" <("$BIN" extract "$ARCH" "$REC" -o -)
+echo "ok: the mounted file equals extract's output byte for byte"
+run md5sum "$MNT/demo/sweep.wav"
+run python3 -c 'import sys, wave; w = wave.open(sys.argv[1]); print(w.getparams())' "$MNT/$REC.wav"
+run fusermount3 -u "$MNT"
 
 step "extract (whole recording)"
 run "$BIN" extract "$ARCH" "$REC" -o "$WORK/dawn.wav"

@@ -624,6 +624,42 @@ fn a_corrupt_recording_gives_eio_while_the_others_read_fine() {
 }
 
 #[test]
+fn archive_files_vanishing_while_mounted_give_eio_then_recover() {
+    if !fuse_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    // a cache too small for any span: every read decodes from the archive's files
+    let m = Mount::start(&fx, "mnt", &["--cache-size", "16KiB"]);
+    let oracle = fx.oracle("site3/stereo");
+    let direct_read = || -> std::io::Result<Vec<u8>> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(m.path("site3/stereo.wav"))?;
+        let mut v = vec![0u8; oracle.len()];
+        let mut got = 0;
+        while got < v.len() {
+            match f.read_at(&mut v[got..], got as u64)? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        v.truncate(got);
+        Ok(v)
+    };
+    assert!(direct_read().unwrap() == oracle);
+    let rec = fx.arch.join("site3/stereo");
+    let away = fx.dir.path().join("stereo.away");
+    std::fs::rename(&rec, &away).unwrap();
+    let e = direct_read().expect_err("the recording's files are gone");
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    std::fs::rename(&away, &rec).unwrap();
+    assert!(direct_read().unwrap() == oracle, "errors are not cached");
+    assert!(read_all(&m.path("site3/narrow.wav")).unwrap() == fx.oracle("site3/narrow"));
+}
+
+#[test]
 fn readdir_lists_ten_thousand_recordings_exactly_once() {
     if !fuse_available() {
         return;
