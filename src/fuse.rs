@@ -78,10 +78,13 @@ impl WavFs {
     /// the worker threads.
     pub fn new(archive: Archive, tree: Tree, opts: FsOptions) -> std::io::Result<Self> {
         log::info!(
-            "{}: {} folders and recordings, {} bytes of WAV",
+            "{}: {} folders and recordings, {} bytes of WAV; cache {} MiB, {} threads, {}",
             archive.root().display(),
             tree.len() - 1,
-            tree.total_bytes()
+            tree.total_bytes(),
+            opts.cache_bytes >> 20,
+            opts.threads,
+            opts.format.name()
         );
         let workers = Workers::new(opts.threads)?;
         Ok(WavFs {

@@ -105,20 +105,24 @@ pub fn parse_options(args: &MountArgs, archive: &Path) -> Result<Options, MountE
             }
             // Where the daemon logs is set up by the CLI before mounting.
             ("log", Some(_)) => {}
-            (flag, None) => extra.push(match flag {
-                "dev" => MountOption::Dev,
-                "nodev" => MountOption::NoDev,
-                "suid" => MountOption::Suid,
-                "nosuid" => MountOption::NoSuid,
-                "exec" => MountOption::Exec,
-                "noexec" => MountOption::NoExec,
-                "atime" => MountOption::Atime,
-                "noatime" => MountOption::NoAtime,
-                "sync" => MountOption::Sync,
-                "async" => MountOption::Async,
-                "dirsync" => MountOption::DirSync,
-                _ => return usage(format!("unknown mount option \"{opt}\"")),
-            }),
+            // Always nodev,nosuid: the files are audio. mount(8) passes dev,suid by
+            // default, so they are accepted and ignored.
+            ("dev" | "suid" | "nodev" | "nosuid", None) => {}
+            (flag, None) => {
+                let (o, opposite) = match flag {
+                    "exec" => (MountOption::Exec, MountOption::NoExec),
+                    "noexec" => (MountOption::NoExec, MountOption::Exec),
+                    "atime" => (MountOption::Atime, MountOption::NoAtime),
+                    "noatime" => (MountOption::NoAtime, MountOption::Atime),
+                    "sync" => (MountOption::Sync, MountOption::Async),
+                    "async" => (MountOption::Async, MountOption::Sync),
+                    "dirsync" => (MountOption::DirSync, MountOption::DirSync),
+                    _ => return usage(format!("unknown mount option \"{opt}\"")),
+                };
+                // the last of two opposite options wins, as with mount(8)
+                extra.retain(|e| *e != o && *e != opposite);
+                extra.push(o);
+            }
             _ => return usage(format!("unknown mount option \"{opt}\"")),
         }
     }

@@ -704,3 +704,52 @@ fn readdir_lists_ten_thousand_recordings_exactly_once() {
     let md = std::fs::metadata(m.path("many/r09999.wav")).unwrap();
     assert_eq!(md.len(), 44 + 800 * 2);
 }
+
+#[test]
+fn mount_8_and_fstab_style_calls_work() {
+    if !fuse_available() {
+        return;
+    }
+    let fx = Fixture::new();
+    let mnt = fx.dir.path().join("m8");
+    std::fs::create_dir(&mnt).unwrap();
+    // `mount -t fuse.zarr-wavfs SRC MNT -o OPTS` runs `zarr-wavfs SRC MNT -o OPTS`
+    // through mount.fuse3, which looks the program up in a fixed system PATH; the
+    // `-t fuse PROGRAM#SRC` form names it by path and runs it the same way.
+    let log = fx.dir.path().join("m8.log");
+    let opts = format!("ro,cache_size=32MiB,log={}", log.display());
+    if unsafe { libc::geteuid() } == 0 {
+        let source = format!("{}#{}", common::bin().display(), fx.arch.display());
+        let o = Command::new("mount")
+            .args(["-t", "fuse", &source])
+            .arg(&mnt)
+            .args(["-o", &opts])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "mount -t fuse: {}", stderr(&o));
+    } else {
+        // Only root may mount(8) without an fstab entry: call the binary the way
+        // mount.fuse3 would.
+        let o = Command::new(common::bin())
+            .arg(&fx.arch)
+            .arg(&mnt)
+            .args(["-o", &opts])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let mnt = mnt.canonicalize().unwrap();
+    assert!(is_mounted(&mnt));
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("cache 32 MiB"),
+        "options reach the daemon: {log}"
+    );
+    assert!(read_all(&mnt.join("site3/narrow.wav")).unwrap() == fx.oracle("site3/narrow"));
+    let st = Command::new("fusermount3")
+        .arg("-u")
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
