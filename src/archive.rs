@@ -176,6 +176,10 @@ impl Archive {
             } else {
                 format!("{rel}/{name}")
             };
+            if store::is_array(&self.root, &path) {
+                // A Zarr array someone stored beside our groups: not a node of ours.
+                continue;
+            }
             match store::read_group_attrs(&self.root, &path) {
                 Ok(attrs) if meta::is_recording(&attrs) => {
                     let meta = RecordingMeta::from_attrs(&self.root.join(&path), &attrs);

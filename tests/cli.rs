@@ -284,6 +284,22 @@ fn wrong_or_missing_attributes_name_the_recording_and_do_not_stop_ls() {
 }
 
 #[test]
+fn foreign_zarr_arrays_beside_recordings_are_ignored() {
+    let (_dir, arch) = archive_with(1);
+    let a = arch.join("notes");
+    std::fs::create_dir(&a).unwrap();
+    std::fs::write(
+        a.join("zarr.json"),
+        r#"{"zarr_format": 3, "node_type": "array", "shape": [3], "data_type": "uint8"}"#,
+    )
+    .unwrap();
+    let o = run(&[&"ls", &arch]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("notes"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("rec.wav"));
+}
+
+#[test]
 fn bad_inputs_get_one_clear_line_each() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -36,6 +36,14 @@ pub(crate) fn read_group_attrs(root: &Path, rel: &str) -> Result<Attrs, ArchiveE
     Ok(group.attributes().clone())
 }
 
+/// Whether the node at `rel` is a Zarr array (its `zarr.json` says `node_type: array`).
+pub(crate) fn is_array(root: &Path, rel: &str) -> bool {
+    std::fs::read(root.join(rel).join("zarr.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v.get("node_type").and_then(|t| t.as_str()) == Some("array"))
+}
+
 /// Writes a group's `zarr.json` at `dir/rel` by writing a sibling temporary file and
 /// renaming it over, so a reader never sees a half-written file.
 pub(crate) fn write_group_atomically(
