@@ -197,7 +197,7 @@ pub fn write_checkpoints(
 /// Where the decoder state for each span comes from.
 enum States {
     /// Stored checkpoints made by this very decoder build.
-    Stored(Box<StoredCheckpoints>),
+    Stored(Arc<StoredCheckpoints>),
     /// Rebuilt in memory by decoding from the start; `None` until first needed.
     Memory(Vec<Option<Arc<Decoder>>>),
 }
@@ -285,7 +285,7 @@ impl OpusSource {
             starts.push(s - lo);
         }
         let states = match stored {
-            Some(c) => States::Stored(Box::new(c)),
+            Some(c) => States::Stored(Arc::new(c)),
             None => States::Memory(vec![None; positions.len()]),
         };
         Ok(OpusSource {
@@ -321,12 +321,20 @@ impl OpusSource {
     }
 
     /// The decoder state at the start of span `j`.
+    ///
+    /// The `states` lock is never held while reading the archive or decoding: zarrs
+    /// runs parts of a read as rayon jobs, and rayon threads (prefetch) may be waiting
+    /// for this very lock, which would deadlock. Two threads rebuilding the same states
+    /// in memory may therefore duplicate work; the states they store are identical.
     fn state_for(&self, j: usize) -> Result<Decoder, CodecError> {
         if j == 0 {
             return self.fresh();
         }
-        let mut states = self.states.lock();
-        if let States::Stored(c) = &*states {
+        let stored = match &*self.states.lock() {
+            States::Stored(c) => Some(c.clone()),
+            States::Memory(_) => None,
+        };
+        if let Some(c) = stored {
             let loaded = c.state(j - 1).map_err(CodecError::from).and_then(|img| {
                 let mut d = self.fresh()?;
                 d.import_state(&img).map_err(|e| self.opus_err(e))?;
@@ -337,23 +345,29 @@ impl OpusSource {
                 Err(e) => {
                     // A damaged snapshot must not give different audio: rebuild from the stream.
                     log::warn!("{e}; rebuilding this recording's checkpoints in memory");
-                    *states = States::Memory(vec![None; self.positions.len()]);
+                    let mut states = self.states.lock();
+                    if matches!(*states, States::Stored(_)) {
+                        *states = States::Memory(vec![None; self.positions.len()]);
+                    }
                 }
             }
         }
-        let States::Memory(memo) = &mut *states else {
-            unreachable!("replaced above")
-        };
-        if let Some(d) = &memo[j - 1] {
-            return Ok(Decoder::clone(d));
-        }
         // Decode forward from the nearest earlier known state, keeping each state passed.
-        let (mut dec, mut at) = match (0..j - 1)
-            .rev()
-            .find_map(|i| memo[i].as_ref().map(|d| (i + 1, d)))
-        {
-            Some((span, d)) => (Decoder::clone(d), span),
-            None => (self.fresh()?, 0),
+        let (mut dec, mut at) = {
+            let states = self.states.lock();
+            let States::Memory(memo) = &*states else {
+                unreachable!("only ever switched from Stored to Memory")
+            };
+            if let Some(d) = &memo[j - 1] {
+                return Ok(Decoder::clone(d));
+            }
+            match (0..j - 1)
+                .rev()
+                .find_map(|i| memo[i].as_ref().map(|d| (i + 1, d)))
+            {
+                Some((span, d)) => (Decoder::clone(d), span),
+                None => (self.fresh()?, 0),
+            }
         };
         let mut scratch = Vec::new();
         while at < j {
@@ -368,7 +382,9 @@ impl OpusSource {
                 &mut scratch,
             )?;
             at += 1;
-            memo[at - 1] = Some(Arc::new(dec.clone()));
+            if let States::Memory(memo) = &mut *self.states.lock() {
+                memo[at - 1] = Some(Arc::new(dec.clone()));
+            }
         }
         Ok(dec)
     }
