@@ -216,9 +216,16 @@ impl Archive {
         Ok(out)
     }
 
-    /// Opens the recording at archive-relative `path` for reading.
+    /// Opens the recording at archive-relative `path` for reading. A trailing `.wav`
+    /// is dropped unless a node has exactly that name (a recording may be called
+    /// `take.wav`).
     pub fn recording(&self, path: &str) -> Result<RecordingStore, ArchiveError> {
-        let path = normalise(path);
+        let exact = path.trim_matches('/');
+        let path = if !exact.is_empty() && self.root.join(exact).join("zarr.json").exists() {
+            exact.to_string()
+        } else {
+            normalise(path)
+        };
         let dir = self.root.join(&path);
         if path.is_empty() || !dir.join("zarr.json").exists() {
             return Err(ArchiveError::NotFound { path: dir });

@@ -2,9 +2,10 @@
 //!
 //! Callbacks run on fuser's request threads and only look things up; opens and reads
 //! go to a pool of worker threads that reply when done, so a cold decode of one file
-//! never holds up a warm read of another. Every callback and worker body runs under
-//! `catch_unwind`: a panic is logged and its request answered with EIO (fuser sends
-//! EIO for a reply dropped unsent), and the daemon keeps serving.
+//! never holds up a warm read of another. The callbacks that do more than a table
+//! lookup, and every worker job, run under `catch_unwind`: a panic is logged and its
+//! request answered with EIO (fuser sends EIO for a reply dropped unsent), and the
+//! daemon keeps serving.
 
 mod workers;
 
@@ -36,6 +37,8 @@ const TTL: Duration = Duration::from_secs(24 * 3600);
 const BLKSIZE: u32 = 1 << 20;
 /// Upper bound of the sequential prefetch window, in spans.
 const MAX_PREFETCH_SPANS: usize = 8;
+/// Opened recordings kept without open handles before unused ones are forgotten.
+const MAX_OPEN_RECORDINGS: usize = 256;
 
 /// Settings of one mount.
 #[derive(Debug, Clone)]
@@ -165,13 +168,25 @@ impl Shared {
         let Some(NodeKind::File { path, file }) = self.tree.get(ino).map(|n| &n.kind) else {
             return Err("not a recording".into());
         };
-        file.as_ref().map_err(Clone::clone)?;
+        let info = file.as_ref().map_err(Clone::clone)?;
         let rec = self
             .engine
             .open(&self.archive, path)
             .map_err(|e| e.to_string())?;
         let wav = Arc::new(WavFile::whole(rec, self.opts.format).map_err(|e| e.to_string())?);
-        Ok(self.files.lock().entry(ino).or_insert(wav).clone())
+        // `stat` answered from the metadata read at mount time; serving anything else
+        // (the recording was replaced since) would give a file that contradicts its size.
+        if wav.recording().meta() != &info.meta || wav.layout() != &info.layout {
+            return Err("the recording changed since the mount; remount to see it".into());
+        }
+        let mut files = self.files.lock();
+        let wav = files.entry(ino).or_insert(wav).clone();
+        if files.len() > MAX_OPEN_RECORDINGS {
+            // Forget recordings no handle uses, so scanning a huge archive does not
+            // keep every index in memory; they are reopened on demand.
+            files.retain(|&i, f| i == ino || Arc::strong_count(f) > 1);
+        }
+        Ok(wav)
     }
 
     fn read(&self, handle: &Handle, offset: u64, size: u32, reply: ReplyData) {

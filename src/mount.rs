@@ -1,9 +1,11 @@
 //! `zarr-wavfs mount`: mount options, detaching, signals and the FUSE session's life.
 //!
-//! Order matters: everything that can fail because of the user's input (archive, tree,
-//! options, mount point) is checked before the fork, so it is reported on the terminal;
-//! threads are only started after the fork (a forked process keeps just one thread);
-//! the parent returns only when the child reports the mount ready, or its error.
+//! Order matters: the arguments (paths, options) are checked before the fork; the
+//! archive is read after it, because the Zarr library may start threads and a forked
+//! process keeps only the forking thread. Right after the fork, signals are blocked so
+//! every later thread inherits the mask and one thread can `sigwait`. The parent
+//! returns only when the child reports the mount ready through a pipe, or prints the
+//! error the child sent and exits non-zero.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -246,7 +248,9 @@ pub fn mount(args: &MountArgs) -> Result<(), MountError> {
     if let Err(e) = &result {
         log::error!("{e}");
         if let Some(pipe) = ready.as_mut() {
+            // The waiting parent prints it; the child only exits.
             let _ = writeln!(pipe, "{e}");
+            std::process::exit(2);
         }
     }
     result
@@ -272,7 +276,10 @@ fn detach() -> Result<Detached, MountError> {
         -1 => Err(io_err("fork")(std::io::Error::last_os_error())),
         0 => {
             drop(r);
+            // A new session without a terminal, and no hold on the caller's directory
+            // (every path was made absolute before).
             unsafe { libc::setsid() };
+            let _ = std::env::set_current_dir("/");
             Ok(Detached::Child(w.into()))
         }
         _ => {
@@ -313,14 +320,26 @@ fn serve(
     std::thread::Builder::new()
         .name("zw-signals".into())
         .spawn(move || {
-            let mut sig = 0;
-            // SAFETY: `signals` is an initialised set; sigwait only writes `sig`.
-            if unsafe { libc::sigwait(&signals, &mut sig) } == 0 {
+            let mut first = true;
+            loop {
+                let mut sig = 0;
+                // SAFETY: `signals` is an initialised set; sigwait only writes `sig`.
+                if unsafe { libc::sigwait(&signals, &mut sig) } != 0 {
+                    continue;
+                }
+                if !first {
+                    log::warn!("signal {sig} again: exiting without waiting for open files");
+                    std::process::exit(1);
+                }
+                first = false;
                 log::info!("signal {sig}: unmounting {}", mp.display());
-                // fuser only closes fusermount3's auto_unmount socket, and fusermount3
-                // leaves the unmount to a daemon that is still alive: do it here, as
-                // libfuse does.
-                if let Err(e) = unmounter.unmount().and_then(|()| lazy_unmount(&mp)) {
+                // fuser's own unmount only closes fusermount3's auto_unmount socket, or
+                // tries a plain umount that fails while files are open; the lazy
+                // unmount after it detaches the mount in every case, as libfuse does.
+                if let Err(e) = unmounter.unmount() {
+                    log::debug!("plain unmount of {}: {e}", mp.display());
+                }
+                if let Err(e) = lazy_unmount(&mp) {
                     log::error!("unmounting {}: {e}", mp.display());
                 }
             }

@@ -104,8 +104,13 @@ struct Mount {
 
 fn is_mounted(mnt: &Path) -> bool {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let needle = format!(" {} fuse.zarr-wavfs ", mnt.display());
-    mounts.contains(&needle)
+    // `fuse.zarr-wavfs`; plain `fuse` when root mounts without auto_unmount (fuser's
+    // direct mount(2) does not set the subtype in the type)
+    let mnt = mnt.display().to_string();
+    mounts.lines().any(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        f.len() > 2 && f[1] == mnt && (f[2] == "fuse.zarr-wavfs" || f[2] == "fuse")
+    })
 }
 
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
@@ -473,6 +478,22 @@ fn sigterm_unmounts_and_exits_zero_and_sigkill_leaves_no_mount() {
         m.log()
     );
 
+    // Without auto_unmount too (a plain umount fails while a file is open).
+    let mut m = Mount::start(&fx, "busy2", &["-o", "noauto_unmount"]);
+    let f = File::open(m.path("site3/narrow.wav")).unwrap();
+    let pid = m.child.as_ref().unwrap().id() as i32;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_until("the lazy unmount", Duration::from_secs(10), || {
+        !is_mounted(&m.mnt)
+    });
+    drop(f);
+    let status = m.wait();
+    assert!(
+        status.success(),
+        "noauto_unmount SIGTERM: {status}; log: {}",
+        m.log()
+    );
+
     let mut m = Mount::start(&fx, "kill", &[]);
     m.signal(libc::SIGKILL);
     // auto_unmount: fusermount3 notices the daemon's death and unmounts
@@ -543,6 +564,7 @@ fn detached_mount_returns_when_ready_and_reports_errors() {
     let not_archive = fx.dir.path().join("bg"); // an empty directory
     let o = run(&[&"mount", &not_archive, &mnt]);
     common::assert_clean_failure(&o, "zarr.json");
+    assert_eq!(stderr(&o).matches("error").count(), 1, "{}", stderr(&o));
     let o = run(&[&"mount", &fx.arch, &fx.dir.path().join("missing")]);
     common::assert_clean_failure(&o, "missing");
     let o = run(&[&"mount", &fx.arch, &mnt, &"-o", &"bogus"]);
@@ -752,4 +774,34 @@ fn mount_8_and_fstab_style_calls_work() {
         .status()
         .unwrap();
     assert!(st.success());
+}
+
+#[test]
+fn a_recording_named_like_a_wav_file_serves_its_own_bytes() {
+    if !fuse_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch");
+    // Inputs `take.wav` and `take.wav.wav` become recordings `take` and `take.wav`.
+    let a = dir.path().join("take.wav");
+    common::write_wav(&a, 16_000, 1, 16, false, 16_000 * 2);
+    let b = dir.path().join("take.wav.wav");
+    common::write_wav(&b, 24_000, 2, 16, false, 24_000 * 3);
+    let o = run(&[&"import", &arch, &a, &b]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fx = Fixture { dir, arch };
+    let m = Mount::start(&fx, "mnt", &[]);
+    for (rec, shown) in [("take", "take.wav"), ("take.wav", "take.wav.wav")] {
+        let oracle = fx.oracle(rec);
+        assert_eq!(
+            std::fs::metadata(m.path(shown)).unwrap().len(),
+            oracle.len() as u64
+        );
+        assert!(
+            read_all(&m.path(shown)).unwrap() == oracle,
+            "{shown} serves {rec}"
+        );
+        assert!(fx.extract(rec) == oracle, "extract {rec}");
+    }
 }
