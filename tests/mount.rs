@@ -150,6 +150,9 @@ impl Mount {
             }
             is_mounted(&mnt)
         });
+        // Listed in /proc/mounts is not yet served: wait for the daemon to answer, so a
+        // test never kills it half-way through its handshake with fusermount3.
+        std::fs::read_dir(&mnt).unwrap().for_each(drop);
         m
     }
 
@@ -497,7 +500,7 @@ fn sigterm_unmounts_and_exits_zero_and_sigkill_leaves_no_mount() {
     let mut m = Mount::start(&fx, "kill", &[]);
     m.signal(libc::SIGKILL);
     // auto_unmount: fusermount3 notices the daemon's death and unmounts
-    wait_until("auto_unmount", Duration::from_secs(10), || {
+    wait_until("auto_unmount", Duration::from_secs(30), || {
         !is_mounted(&m.mnt)
     });
 }
