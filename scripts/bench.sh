@@ -199,7 +199,8 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 rm -rf "$RUN"
 mkdir -p "$MAT" "$RUN" "$MNTS" "$RUN/logs" "$RUN/bin"
