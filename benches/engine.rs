@@ -24,7 +24,7 @@ use zarr_wavfs::codec::opus::{
     DEFAULT_CHECKPOINT_INTERVAL_SECS, Decoder, OpusError, build_checkpoints, current_fingerprint,
 };
 use zarr_wavfs::engine::DEFAULT_CACHE_BYTES;
-use zarr_wavfs::import::{ImportOptions, Job, import_one};
+use zarr_wavfs::import::{Codec, ImportOptions, Job, import_one};
 use zarr_wavfs::ops::rebuild_checkpoints;
 use zarr_wavfs::{Engine, Recording};
 
@@ -434,6 +434,7 @@ fn main() -> anyhow::Result<()> {
     let archive = Archive::create_or_open(dir.path().join("archive"))?;
     let opts = ImportOptions {
         bitrate_per_channel: BITRATE,
+        codec: Some(Codec::Opus),
         ..ImportOptions::default()
     };
     let job = Job {

@@ -42,7 +42,7 @@ REC=demo/20250601_040000
 step "import"
 # The example files are a few seconds long; a 1 s checkpoint interval gives them stored
 # checkpoints, so extract and verify exercise checkpoint restores.
-run "$BIN" import "$ARCH" testdata/20250601_040000.wav testdata/stereo_music.wav testdata/sweep.opus --into demo --checkpoint-interval 1
+run "$BIN" import "$ARCH" testdata/20250601_040000.wav testdata/stereo_music.wav testdata/sweep.opus --into demo --codec opus --checkpoint-interval 1
 
 step "ls"
 run "$BIN" ls "$ARCH"

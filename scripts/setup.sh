@@ -22,7 +22,7 @@ fi
 APT_PACKAGES=(
     build-essential pkg-config cmake curl ca-certificates
     fuse3 libfuse3-dev
-    opus-tools sox ffmpeg
+    opus-tools sox ffmpeg flac
     python3 python3-pip git
 )
 missing=()

@@ -6,19 +6,22 @@ pub mod checkpoints;
 pub mod index;
 pub mod meta;
 pub mod ogg;
+pub mod samples;
 mod store;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use meta::{RecordingMeta, SourceInfo, parse_utc};
+pub use meta::{CODECS, RecordingMeta, SampleKind, SourceInfo, parse_utc};
 pub use store::{RecordingStore, StreamBytes};
 
 /// Attribute key under which every zarr-wavfs node keeps its metadata.
 pub const ATTR_KEY: &str = "zarr_wavfs";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u64 = 1;
+/// The format version this build writes.
+pub const FORMAT_VERSION: u64 = 2;
+/// The format versions this build reads (docs/FORMAT.md, "Versions").
+pub const READ_VERSIONS: [u64; 2] = [1, 2];
 /// Directory (inside the archive) where imports build recordings before committing them.
 pub const STAGING_DIR: &str = ".zarr-wavfs-staging";
 
@@ -76,6 +79,9 @@ pub type RecordingListing = (String, Result<RecordingMeta, ArchiveError>);
 
 /// One node of the archive tree.
 #[derive(Debug, Clone)]
+// Recordings outnumber folders in any real archive, so boxing the larger variant
+// would add an allocation per entry to save space on the few folders.
+#[allow(clippy::large_enum_variant)]
 pub enum Entry {
     Folder {
         name: String,
@@ -236,6 +242,18 @@ impl Archive {
         }
         let meta = RecordingMeta::from_attrs(&dir, &attrs)?;
         RecordingStore::open(&self.root, &path, meta)
+    }
+}
+
+impl Archive {
+    /// Bytes on disk of a recording's audio (`stream`, or `samples` and its CRCs),
+    /// without opening it.
+    pub fn audio_bytes(&self, path: &str) -> u64 {
+        let d = self.root.join(path);
+        ["stream", "samples", "chunk_crc32c"]
+            .iter()
+            .map(|a| store::dir_size(&d.join(a)))
+            .sum()
     }
 }
 

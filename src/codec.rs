@@ -5,11 +5,14 @@
 //! caches and prefetches spans without knowing what codec made them.
 
 pub mod opus;
+pub mod pcm;
 
 use std::path::PathBuf;
 
 use crate::archive::ArchiveError;
+pub use crate::archive::SampleKind;
 use crate::archive::ogg::OggError;
+pub use crate::archive::samples::Samples;
 
 /// Why samples could not be produced.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -27,16 +30,19 @@ pub enum CodecError {
     Damaged { path: PathBuf, message: String },
 }
 
-/// A recording's audio as independently decodable spans of interleaved i16 samples.
+/// A recording's audio as independently decodable spans of interleaved samples.
 pub trait SpanSource: Send + Sync {
     fn channels(&self) -> u16;
+    /// What the decoded samples are; `decode_span` returns the matching `Samples`
+    /// variant (`I16` for integers of up to 16 bits, `I32` above, `F32` for float).
+    fn kind(&self) -> SampleKind;
     /// Frames the user sees.
     fn frames(&self) -> u64;
     /// First frame of each span: ascending, starting at 0, each span non-empty.
     /// Span `j` covers `starts[j]..starts[j + 1]` (the last one ends at `frames()`).
     fn span_starts(&self) -> &[u64];
     /// Decodes span `j`: exactly its length × `channels()` samples.
-    fn decode_span(&self, j: usize) -> Result<Vec<i16>, CodecError>;
+    fn decode_span(&self, j: usize) -> Result<Samples, CodecError>;
 
     /// Frame range of span `j`.
     fn span_range(&self, j: usize) -> std::ops::Range<u64> {

@@ -10,7 +10,9 @@ pub use span_cache::SpanCache;
 
 use crate::archive::{Archive, RecordingMeta};
 use crate::codec::opus::OpusSource;
-use crate::codec::{CodecError, SpanSource};
+use crate::codec::pcm::PcmSource;
+use crate::codec::{CodecError, SampleKind, Samples, SpanSource};
+use crate::wav::{SampleFormat, encode_f32, encode_i16, encode_i32};
 
 /// Default bound of the span cache.
 pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
@@ -37,7 +39,10 @@ impl Engine {
     pub fn open(&self, archive: &Archive, path: &str) -> Result<Recording, CodecError> {
         let store = Arc::new(archive.recording(path)?);
         let meta = store.meta().clone();
-        let source: Arc<dyn SpanSource> = Arc::new(OpusSource::open(store)?);
+        let source: Arc<dyn SpanSource> = match meta.codec.as_str() {
+            "pcm" => Arc::new(PcmSource::open(store)?),
+            _ => Arc::new(OpusSource::open(store)?),
+        };
         Ok(self.wrap(meta, source))
     }
 
@@ -78,8 +83,13 @@ impl Recording {
         self.source.span_starts().len()
     }
 
+    /// What the decoded samples are.
+    pub fn kind(&self) -> SampleKind {
+        self.source.kind()
+    }
+
     /// Span `j`, from the cache or decoded now.
-    pub fn span(&self, j: usize) -> Result<Arc<Vec<i16>>, CodecError> {
+    pub fn span(&self, j: usize) -> Result<Arc<Samples>, CodecError> {
         self.cache
             .get_or_decode((self.id, j), || self.source.decode_span(j))
     }
@@ -89,40 +99,87 @@ impl Recording {
         self.source.span_of(f)
     }
 
-    /// Fills `out` with interleaved frames starting at frame `start`; returns the number
-    /// of frames written (fewer than requested only at the end of the recording).
-    pub fn read_frames(&self, start: u64, out: &mut [i16]) -> Result<usize, CodecError> {
+    /// Calls `visit(span, samples)` for the spans covering frames `start..start + n`
+    /// (clamped to the recording), in order, with the sample index range of each span
+    /// that falls inside; returns the number of frames covered.
+    fn for_each_part(
+        &self,
+        start: u64,
+        n: u64,
+        mut visit: impl FnMut(&Samples, std::ops::Range<usize>),
+    ) -> Result<usize, CodecError> {
         let ch = usize::from(self.channels());
-        let want = (out.len() / ch) as u64;
-        let end = start.saturating_add(want).min(self.frames());
-        if end > start {
-            // A read across a span boundary: decode the later spans on other cores
-            // while this thread decodes the first.
-            let (first, last) = (self.span_of(start), self.span_of(end - 1));
-            if last > first {
-                self.prefetch(first + 1..last + 1);
-            }
+        let end = start.saturating_add(n).min(self.frames());
+        if end <= start {
+            return Ok(0);
+        }
+        // A read across a span boundary: decode the later spans on other cores while
+        // this thread decodes the first.
+        let (first, last) = (self.span_of(start), self.span_of(end - 1));
+        if last > first {
+            self.prefetch(first + 1..last + 1);
         }
         let mut f = start;
         while f < end {
             let j = self.source.span_of(f);
             let r = self.source.span_range(j);
             let span = self.span(j)?;
-            let n = (r.end.min(end) - f) as usize;
-            let src = (f - r.start) as usize * ch;
-            let dst = (f - start) as usize * ch;
-            out[dst..dst + n * ch].copy_from_slice(&span[src..src + n * ch]);
-            f += n as u64;
+            let len = r.end.min(end) - f;
+            let from = (f - r.start) as usize * ch;
+            visit(&span, from..from + len as usize * ch);
+            f += len;
         }
-        Ok((end.saturating_sub(start)) as usize)
+        Ok((end - start) as usize)
     }
 
-    /// Like `read_frames`, as f32 in -1.0..1.0 (each i16 sample divided by 32768).
+    /// Appends frames `start..start + n` (clamped to the recording) to `out`, encoded
+    /// as `format` the way the served WAV file's data chunk holds them; returns the
+    /// number of frames written. Encodes straight from the cached spans.
+    pub fn read_encoded(
+        &self,
+        start: u64,
+        n: u64,
+        format: SampleFormat,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, CodecError> {
+        let kind = self.kind();
+        self.for_each_part(start, n, |span, r| encode_part(span, kind, r, format, out))
+    }
+
+    /// Fills `out` with interleaved frames starting at frame `start`, as 16-bit
+    /// samples (converted as the `s16` served format does); returns the number of
+    /// frames written (fewer than requested only at the end of the recording).
+    pub fn read_frames(&self, start: u64, out: &mut [i16]) -> Result<usize, CodecError> {
+        let ch = usize::from(self.channels());
+        let kind = self.kind();
+        let (mut at, mut bytes) = (0, Vec::new());
+        self.for_each_part(start, (out.len() / ch) as u64, |span, r| {
+            let n = r.len();
+            if let Samples::I16(v) = span {
+                out[at..at + n].copy_from_slice(&v[r]);
+            } else {
+                bytes.clear();
+                encode_part(span, kind, r, SampleFormat::S16, &mut bytes);
+                for (o, b) in out[at..at + n].iter_mut().zip(bytes.chunks_exact(2)) {
+                    *o = i16::from_le_bytes([b[0], b[1]]);
+                }
+            }
+            at += n;
+        })
+    }
+
+    /// Like `read_frames`, as f32 full scale ±1.0 (as the `f32` served format).
     pub fn read_frames_f32(&self, start: u64, out: &mut [f32]) -> Result<usize, CodecError> {
-        let mut tmp = vec![0i16; out.len()];
-        let n = self.read_frames(start, &mut tmp)?;
-        for (o, s) in out.iter_mut().zip(&tmp) {
-            *o = f32::from(*s) / 32768.0;
+        let ch = self.channels() as usize;
+        let mut bytes = Vec::with_capacity(out.len() * 4);
+        let n = self.read_encoded(
+            start,
+            (out.len() / ch) as u64,
+            SampleFormat::F32,
+            &mut bytes,
+        )?;
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+            *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         }
         Ok(n)
     }
@@ -138,6 +195,27 @@ impl Recording {
             let me = self.clone();
             rayon::spawn(move || me.cache.fill((me.id, j), || me.source.decode_span(j)));
         }
+    }
+}
+
+/// Encodes samples `r` of a span as `format`, appending to `out`.
+fn encode_part(
+    span: &Samples,
+    kind: SampleKind,
+    r: std::ops::Range<usize>,
+    format: SampleFormat,
+    out: &mut Vec<u8>,
+) {
+    match span {
+        Samples::I16(v) => encode_i16(&v[r], format, out),
+        Samples::I32(v) => {
+            let bits = match kind {
+                SampleKind::Int(bits) => bits,
+                SampleKind::F32 => 32,
+            };
+            encode_i32(&v[r], bits, format, out)
+        }
+        Samples::F32(v) => encode_f32(&v[r], format, out),
     }
 }
 

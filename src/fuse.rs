@@ -43,7 +43,8 @@ const MAX_OPEN_RECORDINGS: usize = 256;
 /// Settings of one mount.
 #[derive(Debug, Clone)]
 pub struct FsOptions {
-    pub format: SampleFormat,
+    /// Served sample format; None: each recording's own.
+    pub format: Option<SampleFormat>,
     pub cache_bytes: usize,
     /// Worker threads serving opens and reads.
     pub threads: usize,
@@ -87,7 +88,8 @@ impl WavFs {
             tree.total_bytes(),
             opts.cache_bytes >> 20,
             opts.threads,
-            opts.format.name()
+            opts.format
+                .map_or("formats as recorded", SampleFormat::name)
         );
         let workers = Workers::new(opts.threads)?;
         Ok(WavFs {
@@ -173,7 +175,7 @@ impl Shared {
             .engine
             .open(&self.archive, path)
             .map_err(|e| e.to_string())?;
-        let wav = Arc::new(WavFile::whole(rec, self.opts.format).map_err(|e| e.to_string())?);
+        let wav = Arc::new(WavFile::whole(rec, info.layout.format).map_err(|e| e.to_string())?);
         // `stat` answered from the metadata read at mount time; serving anything else
         // (the recording was replaced since) would give a file that contradicts its size.
         if wav.recording().meta() != &info.meta || wav.layout() != &info.layout {

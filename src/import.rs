@@ -7,10 +7,12 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::archive::index::{self, PageIndex};
+use crate::archive::samples::{Samples, chunk_frames_for};
 use crate::archive::writer::{StagedRecording, clean_stale_staging};
-use crate::archive::{Archive, ArchiveError, RecordingMeta, SourceInfo};
+use crate::archive::{Archive, ArchiveError, RecordingMeta, SampleKind, SourceInfo};
 use crate::codec::CodecError;
 use crate::codec::opus::{OggOpusEncoder, write_checkpoints};
+use crate::input::{self, Block, InputError, InputReader, InputSpec, SampleKind as InKind};
 
 /// Rates Opus encodes natively.
 pub const OPUS_RATES: [u32; 5] = [8000, 12000, 16000, 24000, 48000];
@@ -36,6 +38,8 @@ pub struct ImportOptions {
     pub checkpoint_interval_secs: f64,
     pub force: bool,
     pub start_time: Option<String>,
+    /// How to store the audio; None: FLAC, or PCM for float input.
+    pub codec: Option<Codec>,
 }
 
 impl Default for ImportOptions {
@@ -46,6 +50,7 @@ impl Default for ImportOptions {
             checkpoint_interval_secs: crate::codec::opus::DEFAULT_CHECKPOINT_INTERVAL_SECS,
             force: false,
             start_time: None,
+            codec: None,
         }
     }
 }
@@ -111,7 +116,7 @@ fn walk_dir(dir: &Path, target: &str, jobs: &mut Vec<Job>) -> Result<(), ImportE
     for p in entries {
         if p.is_dir() {
             walk_dir(&p, &join(target, &sanitise(&file_name(&p))), jobs)?;
-        } else if is_audio_name(&p) {
+        } else if input::is_audio_name(&p) {
             jobs.push(Job {
                 input: p.clone(),
                 target: join(target, &sanitise(&stem(&p))),
@@ -119,15 +124,6 @@ fn walk_dir(dir: &Path, target: &str, jobs: &mut Vec<Job>) -> Result<(), ImportE
         }
     }
     Ok(())
-}
-
-fn is_audio_name(p: &Path) -> bool {
-    let ext = p
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    matches!(ext.as_str(), "wav" | "wave" | "opus" | "ogg")
 }
 
 fn file_name(p: &Path) -> String {
@@ -211,47 +207,169 @@ fn source_info(path: &Path) -> Result<SourceInfo, ImportError> {
     })
 }
 
-/// An encoded or copied Ogg Opus stream, ready to be stored.
-struct Prepared {
-    bytes: Vec<u8>,
-    channels: u16,
-    frames: u64,
-    stream_rate: u32,
-    original_rate: u32,
+/// How a recording's audio is stored (docs/FORMAT.md, "Codecs").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// Lossless, compressed: a FLAC stream with a frame index.
+    Flac,
+    /// Lossless, the samples themselves in a Zarr array (zstd-compressed chunks).
+    Pcm,
+    /// Lossy: an Ogg Opus stream with a page index and decoder checkpoints.
+    Opus,
 }
 
-fn sniff(path: &Path) -> Result<[u8; 4], ImportError> {
-    let mut magic = [0u8; 4];
-    let mut f = std::fs::File::open(path).map_err(|e| input_err(path, e.to_string()))?;
-    f.read_exact(&mut magic)
-        .map_err(|_| input_err(path, "too short to be an audio file"))?;
-    Ok(magic)
-}
+impl Codec {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "flac" => Some(Codec::Flac),
+            "pcm" => Some(Codec::Pcm),
+            "opus" => Some(Codec::Opus),
+            _ => None,
+        }
+    }
 
-fn prepare(path: &Path, opts: &ImportOptions) -> Result<Prepared, ImportError> {
-    match &sniff(path)? {
-        b"RIFF" | b"RF64" => encode_wav(path, opts),
-        b"OggS" => copy_ogg_opus(path),
-        _ => Err(input_err(path, "not a WAV or Ogg Opus file")),
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Flac => "flac",
+            Codec::Pcm => "pcm",
+            Codec::Opus => "opus",
+        }
     }
 }
 
-fn encode_wav(path: &Path, opts: &ImportOptions) -> Result<Prepared, ImportError> {
-    let bad = |e: hound::Error| input_err(path, format!("invalid WAV: {e}"));
-    let mut r = hound::WavReader::open(path).map_err(bad)?;
-    let spec = r.spec();
-    if spec.channels == 0 || spec.channels > 2 {
-        return Err(input_err(
+/// The codec an input is stored with: the one asked for, else FLAC, or PCM for float
+/// samples (FLAC holds integers only, and the default must not lose anything). Shapes a
+/// codec cannot hold are refused here, before anything is written.
+fn choose_codec(asked: Option<Codec>, spec: &InputSpec, path: &Path) -> Result<Codec, ImportError> {
+    let codec = asked.unwrap_or(match spec.kind {
+        InKind::Float32 => Codec::Pcm,
+        InKind::Int { .. } => Codec::Flac,
+    });
+    let refuse = |why: String| Err(input_err(path, why));
+    match codec {
+        Codec::Flac => {
+            if spec.kind == InKind::Float32 {
+                return refuse("FLAC stores integer samples only; this input is 32-bit float (use --codec pcm, or leave --codec out)".into());
+            }
+            if !(1..=8).contains(&spec.channels) {
+                return refuse(format!(
+                    "{} channels: FLAC takes 1 to 8 (use --codec pcm)",
+                    spec.channels
+                ));
+            }
+            if spec.sample_rate > 655_350 {
+                return refuse(format!(
+                    "{} Hz: FLAC takes at most 655,350 Hz (use --codec pcm)",
+                    spec.sample_rate
+                ));
+            }
+        }
+        Codec::Pcm => {
+            if spec.channels == 0 || spec.channels > 255 {
+                return refuse(format!("{} channels: PCM takes 1 to 255", spec.channels));
+            }
+        }
+        Codec::Opus => {
+            if !(1..=2).contains(&spec.channels) {
+                return refuse(format!(
+                    "{} channels: Opus recordings take 1 or 2 channels in this version",
+                    spec.channels
+                ));
+            }
+        }
+    }
+    Ok(codec)
+}
+
+/// The sample kind a recording keeps for input samples of `kind`.
+fn stored_kind(kind: InKind) -> SampleKind {
+    match kind {
+        InKind::Int { bits } => SampleKind::Int(bits),
+        InKind::Float32 => SampleKind::F32,
+    }
+}
+
+fn read_err(e: InputError) -> ImportError {
+    match e {
+        InputError::Invalid { path, message } => ImportError::Input { path, message },
+        other => ImportError::Input {
+            path: PathBuf::new(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Frames read per block from an input.
+const BLOCK_FRAMES: usize = 1 << 16;
+
+/// Fields every recording has; the codec paths add their own.
+fn base_meta(codec: Codec, spec: &InputSpec, frames: u64) -> RecordingMeta {
+    RecordingMeta {
+        kind: "recording".into(),
+        format_version: crate::archive::FORMAT_VERSION,
+        codec: codec.name().into(),
+        channels: spec.channels,
+        frames,
+        sample_rate: spec.sample_rate,
+        original_sample_rate: spec.sample_rate,
+        sample_format: stored_kind(spec.kind).name(),
+        pre_skip: 0,
+        start_time: None,
+        source: None,
+        stream_bytes: 0,
+        index_rows: 0,
+        index_sha256: String::new(),
+    }
+}
+
+/// Checks that an input delivered the frames its header promised.
+fn check_frames(path: &Path, spec: &InputSpec, frames: u64) -> Result<(), ImportError> {
+    match spec.frames {
+        Some(want) if want != frames => Err(input_err(
             path,
-            format!(
-                "{} channels: Opus recordings take 1 or 2 channels in this version",
-                spec.channels
-            ),
-        ));
+            format!("truncated input: header promises {want} frames, file holds {frames}"),
+        )),
+        _ if frames == 0 => Err(input_err(path, "empty recording: no audio frames")),
+        _ => Ok(()),
     }
-    if r.duration() == 0 {
-        return Err(input_err(path, "empty recording: no audio frames"));
+}
+
+/// PCM: the samples go into the `samples` array as they are.
+fn store_pcm(
+    mut reader: Box<dyn InputReader>,
+    staged: &StagedRecording,
+    path: &Path,
+) -> Result<RecordingMeta, ImportError> {
+    let spec = reader.spec().clone();
+    let kind = stored_kind(spec.kind);
+    let chunk = chunk_frames_for(spec.sample_rate, spec.channels, kind);
+    let mut w = staged.samples_writer(kind, spec.channels, chunk)?;
+    while let Some(block) = reader.read(BLOCK_FRAMES).map_err(read_err)? {
+        w.push(&to_samples(block, kind))?;
     }
+    let frames = w.finish()?;
+    check_frames(path, &spec, frames)?;
+    Ok(base_meta(Codec::Pcm, &spec, frames))
+}
+
+/// An input block in the stored sample type.
+fn to_samples(block: Block, kind: SampleKind) -> Samples {
+    match (block, kind) {
+        (Block::Int(v), SampleKind::Int(..=16)) => {
+            Samples::I16(v.into_iter().map(|s| s as i16).collect())
+        }
+        (Block::Int(v), _) => Samples::I32(v),
+        (Block::Float(v), _) => Samples::F32(v),
+    }
+}
+
+/// Opus: the input encoded to an Ogg Opus stream, then stored like a copied one.
+fn encode_opus(
+    mut reader: Box<dyn InputReader>,
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<OggOpus, ImportError> {
+    let spec = reader.spec().clone();
     let stream_rate = stream_rate_for(spec.sample_rate);
     let bitrate = opts.bitrate_per_channel * u32::from(spec.channels);
     let serial = u32::from_le_bytes(
@@ -266,37 +384,23 @@ fn encode_wav(path: &Path, opts: &ImportOptions) -> Result<Prepared, ImportError
         })
     };
     let mut enc = OggOpusEncoder::new(stream_rate, spec.channels, bitrate, serial).map_err(opus)?;
-    let expected = u64::from(r.duration());
-    let mut buf: Vec<f32> = Vec::with_capacity(1 << 16);
-    let truncated =
-        |e: hound::Error| input_err(path, format!("truncated or unreadable WAV data: {e}"));
-    macro_rules! pump {
-        ($iter:expr, $conv:expr) => {
-            for s in $iter {
-                buf.push($conv(s.map_err(truncated)?));
-                if buf.len() >= 1 << 16 {
-                    enc.push(&buf).map_err(opus)?;
-                    buf.clear();
-                }
+    while let Some(block) = reader.read(BLOCK_FRAMES).map_err(read_err)? {
+        let f: Vec<f32> = match block {
+            Block::Float(v) => v,
+            Block::Int(v) => {
+                let bits = match spec.kind {
+                    InKind::Int { bits } => bits,
+                    InKind::Float32 => 32,
+                };
+                let scale = 1.0 / (1u64 << (bits - 1)) as f32;
+                v.into_iter().map(|s| s as f32 * scale).collect()
             }
         };
+        enc.push(&f).map_err(opus)?;
     }
-    match spec.sample_format {
-        hound::SampleFormat::Float => pump!(r.samples::<f32>(), |s: f32| s),
-        hound::SampleFormat::Int => {
-            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            pump!(r.samples::<i32>(), |s: i32| s as f32 * scale)
-        }
-    }
-    enc.push(&buf).map_err(opus)?;
     let (bytes, frames) = enc.finish().map_err(opus)?;
-    if frames != expected {
-        return Err(input_err(
-            path,
-            format!("truncated WAV: header promises {expected} frames, file holds {frames}"),
-        ));
-    }
-    Ok(Prepared {
+    check_frames(path, &spec, frames)?;
+    Ok(OggOpus {
         bytes,
         channels: spec.channels,
         frames,
@@ -305,7 +409,16 @@ fn encode_wav(path: &Path, opts: &ImportOptions) -> Result<Prepared, ImportError
     })
 }
 
-fn copy_ogg_opus(path: &Path) -> Result<Prepared, ImportError> {
+/// An encoded or copied Ogg Opus stream, ready to be stored.
+struct OggOpus {
+    bytes: Vec<u8>,
+    channels: u16,
+    frames: u64,
+    stream_rate: u32,
+    original_rate: u32,
+}
+
+fn copy_ogg_opus(path: &Path) -> Result<OggOpus, ImportError> {
     let bytes = std::fs::read(path).map_err(|e| input_err(path, e.to_string()))?;
     let layout = index::scan(&bytes, 48_000).map_err(|e| input_err(path, e.to_string()))?;
     let h = &layout.head;
@@ -322,13 +435,55 @@ fn copy_ogg_opus(path: &Path) -> Result<Prepared, ImportError> {
     if frames == 0 {
         return Err(input_err(path, "empty recording: no audio frames"));
     }
-    Ok(Prepared {
+    Ok(OggOpus {
         bytes,
         channels: u16::from(h.channels),
         frames,
         stream_rate: 48_000,
         original_rate: 48_000,
     })
+}
+
+/// Stores an Ogg Opus stream with its page index and checkpoints.
+fn store_opus(
+    p: OggOpus,
+    staged: &StagedRecording,
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<RecordingMeta, ImportError> {
+    let layout = index::scan(&p.bytes, p.stream_rate)
+        .map_err(|e| input_err(path, format!("encoded stream failed its own check: {e}")))?;
+    staged.write_stream(&p.bytes)?;
+    staged.write_index(&layout.rows)?;
+    let meta = RecordingMeta {
+        kind: "recording".into(),
+        format_version: crate::archive::FORMAT_VERSION,
+        codec: "opus".into(),
+        channels: p.channels,
+        frames: p.frames,
+        sample_rate: p.stream_rate,
+        original_sample_rate: p.original_rate,
+        sample_format: SampleKind::Int(16).name(),
+        pre_skip: u32::from(layout.head.pre_skip),
+        start_time: None,
+        source: None,
+        stream_bytes: p.bytes.len() as u64,
+        index_rows: layout.rows.len() as u64,
+        index_sha256: index::digest(&layout.rows),
+    };
+    let index = PageIndex::new(layout.rows, meta.stream_bytes);
+    let interval = (opts.checkpoint_interval_secs * f64::from(p.stream_rate))
+        .round()
+        .max(1.0) as u64;
+    write_checkpoints(
+        &p.bytes,
+        &index,
+        &meta,
+        path,
+        &staged.dir().join("checkpoints"),
+        interval,
+    )?;
+    Ok(meta)
 }
 
 /// Imports one file. Nothing is visible in the archive unless this returns Ok.
@@ -345,48 +500,44 @@ pub fn import_one(
         // --force replaces recordings, never folders or foreign nodes.
         archive.recording(&job.target)?;
     }
-    let source = source_info(&job.input)?;
-    let p = prepare(&job.input, opts)?;
-    let layout = index::scan(&p.bytes, p.stream_rate).map_err(|e| {
-        input_err(
-            &job.input,
-            format!("encoded stream failed its own check: {e}"),
-        )
-    })?;
+    let path = &job.input;
+    let source = source_info(path)?;
     let staged = StagedRecording::new(archive, &job.target)?;
-    staged.write_stream(&p.bytes)?;
-    staged.write_index(&layout.rows)?;
-    let start_time = opts
+    let (mut meta, found_start) = match input::open(path) {
+        Err(InputError::OggOpus { .. }) => {
+            if let Some(c) = opts.codec.filter(|&c| c != Codec::Opus) {
+                return Err(input_err(
+                    path,
+                    format!(
+                        "an Ogg Opus input is stored as it is (codec opus), not as {}: it is lossy already",
+                        c.name()
+                    ),
+                ));
+            }
+            (store_opus(copy_ogg_opus(path)?, &staged, path, opts)?, None)
+        }
+        Err(e) => return Err(read_err(e)),
+        Ok(reader) => {
+            let spec = reader.spec().clone();
+            let meta = match choose_codec(opts.codec, &spec, path)? {
+                Codec::Pcm => store_pcm(reader, &staged, path)?,
+                Codec::Opus => store_opus(encode_opus(reader, path, opts)?, &staged, path, opts)?,
+                Codec::Flac => {
+                    return Err(input_err(
+                        path,
+                        "FLAC storage is not available in this build yet (use --codec pcm or opus)",
+                    ));
+                }
+            };
+            (meta, spec.start_time)
+        }
+    };
+    meta.start_time = opts
         .start_time
         .clone()
-        .or_else(|| start_time_from_name(&stem(&job.input)));
-    let meta = RecordingMeta {
-        kind: "recording".into(),
-        format_version: crate::archive::FORMAT_VERSION,
-        codec: "opus".into(),
-        channels: p.channels,
-        frames: p.frames,
-        sample_rate: p.stream_rate,
-        original_sample_rate: p.original_rate,
-        pre_skip: u32::from(layout.head.pre_skip),
-        start_time,
-        source: Some(source),
-        stream_bytes: p.bytes.len() as u64,
-        index_pages: layout.rows.len() as u64,
-        index_sha256: index::digest(&layout.rows),
-    };
-    let index = PageIndex::new(layout.rows, meta.stream_bytes);
-    let interval = (opts.checkpoint_interval_secs * f64::from(p.stream_rate))
-        .round()
-        .max(1.0) as u64;
-    write_checkpoints(
-        &p.bytes,
-        &index,
-        &meta,
-        &job.input,
-        &staged.dir().join("checkpoints"),
-        interval,
-    )?;
+        .or(found_start)
+        .or_else(|| start_time_from_name(&stem(path)));
+    meta.source = Some(source);
     staged.commit(&meta, opts.force)?;
     Ok(meta)
 }

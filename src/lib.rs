@@ -15,6 +15,7 @@ pub mod engine;
 pub mod fs;
 pub mod fuse;
 pub mod import;
+pub mod input;
 pub mod mount;
 pub mod ops;
 pub mod syslog;

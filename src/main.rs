@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use zarr_wavfs::archive::{Archive, normalise};
 use zarr_wavfs::engine::{DEFAULT_CACHE_BYTES, Engine};
-use zarr_wavfs::import::{ImportOptions, import_all, plan};
+use zarr_wavfs::import::{Codec, ImportOptions, import_all, plan};
 use zarr_wavfs::ops;
 use zarr_wavfs::wav::SampleFormat;
 
@@ -30,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Import WAV or Ogg Opus files (directories recursively) into an archive, creating it if needed.
+    /// Import audio files (directories recursively) into an archive, creating it if needed.
     Import {
         archive: PathBuf,
         #[arg(required = true)]
@@ -38,6 +38,11 @@ enum Command {
         /// Archive folder to put the recordings in.
         #[arg(long, default_value = "")]
         into: String,
+        /// How to store the audio: flac (lossless, compressed), pcm (lossless, samples
+        /// as a plain Zarr array) or opus (lossy). Default: flac, or pcm for float
+        /// input. Ogg Opus inputs are always stored as they are.
+        #[arg(long, value_parser = parse_codec)]
+        codec: Option<Codec>,
         /// Opus bitrate per channel, e.g. 64k or 96000.
         #[arg(long, default_value = "64k", value_parser = parse_bitrate)]
         bitrate: u32,
@@ -68,9 +73,10 @@ enum Command {
         /// Output file, or - for standard output.
         #[arg(short, long)]
         output: PathBuf,
-        /// Sample format of the WAV data: s16, s24, s32 or f32.
-        #[arg(long, default_value = "s16", value_parser = parse_format)]
-        format: SampleFormat,
+        /// Sample format of the WAV data: s16, s24, s32 or f32 (default: the
+        /// recording's own, e.g. s24 for a 24-bit FLAC recording, s16 for Opus).
+        #[arg(long, value_parser = parse_format)]
+        format: Option<SampleFormat>,
     },
     /// Decode everything and check stream, index and checkpoints; exit 1 if anything is wrong.
     Verify { archive: PathBuf },
@@ -91,9 +97,10 @@ enum Command {
         /// Worker threads serving opens and reads.
         #[arg(long, default_value_t = 16)]
         threads: usize,
-        /// Sample format of the served WAV files: s16, s24, s32 or f32.
-        #[arg(long, default_value = "s16", value_parser = parse_format)]
-        format: SampleFormat,
+        /// Sample format of every served WAV file: s16, s24, s32 or f32 (default:
+        /// each recording's own, e.g. s24 for a 24-bit FLAC recording, s16 for Opus).
+        #[arg(long, value_parser = parse_format)]
+        format: Option<SampleFormat>,
         /// Log file of the daemon (default when detached: syslog).
         #[arg(long)]
         log: Option<PathBuf>,
@@ -119,6 +126,10 @@ fn parse_bitrate(s: &str) -> Result<u32, String> {
         return Err(format!("bitrate {b} per channel is outside 6k..256k"));
     }
     Ok(b)
+}
+
+fn parse_codec(s: &str) -> Result<Codec, String> {
+    Codec::parse(s).ok_or_else(|| format!("unknown codec \"{s}\" (flac, pcm, opus)"))
 }
 
 fn parse_format(s: &str) -> Result<SampleFormat, String> {
@@ -220,6 +231,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
             checkpoint_interval,
             force,
             start_time,
+            codec,
         } => {
             if !checkpoint_interval.is_finite() || checkpoint_interval <= 0.0 {
                 bail!("--checkpoint-interval must be positive");
@@ -231,7 +243,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
             }
             let jobs = plan(&inputs, &normalise(&into))?;
             if jobs.is_empty() {
-                bail!("no WAV or Ogg Opus files found in the inputs");
+                bail!("no audio files found in the inputs");
             }
             let archive = Archive::create_or_open(&archive)?;
             let opts = ImportOptions {
@@ -240,6 +252,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
                 checkpoint_interval_secs: checkpoint_interval,
                 force,
                 start_time,
+                codec,
             };
             let bar = ProgressBar::new(jobs.len() as u64);
             bar.set_draw_target(ProgressDrawTarget::stderr());
@@ -299,6 +312,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
             let engine = Engine::new(DEFAULT_CACHE_BYTES);
             let rec = engine.open(&archive, &recording)?;
             let rate = rec.meta().original_sample_rate;
+            let format = zarr_wavfs::wav_file::served_format(format, rec.meta());
             let start = start
                 .map(|s| ops::parse_time(&s))
                 .transpose()

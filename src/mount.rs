@@ -47,7 +47,8 @@ pub struct MountArgs {
     pub options: Vec<String>,
     pub cache_bytes: usize,
     pub threads: usize,
-    pub format: SampleFormat,
+    /// Served sample format; None: each recording's own.
+    pub format: Option<SampleFormat>,
 }
 
 /// Options after parsing: the FUSE configuration plus our own settings.
@@ -56,7 +57,8 @@ pub struct Options {
     pub config: Config,
     pub cache_bytes: usize,
     pub threads: usize,
-    pub format: SampleFormat,
+    /// Served sample format; None: each recording's own.
+    pub format: Option<SampleFormat>,
 }
 
 /// Parses `-o` options over the defaults in `args`: `ro` (always), `auto_unmount`
@@ -102,8 +104,10 @@ pub fn parse_options(args: &MountArgs, archive: &Path) -> Result<Options, MountE
                 _ => return usage(format!("-o threads={v}: expected a positive number")),
             },
             ("format", Some(v)) => {
-                o.format = SampleFormat::parse(v)
-                    .ok_or_else(|| MountError::Usage(format!("-o format={v}: unknown format")))?
+                o.format =
+                    Some(SampleFormat::parse(v).ok_or_else(|| {
+                        MountError::Usage(format!("-o format={v}: unknown format"))
+                    })?)
             }
             // Where the daemon logs is set up by the CLI before mounting.
             ("log", Some(_)) => {}
@@ -435,7 +439,7 @@ mod tests {
             options: opts.iter().map(|s| s.to_string()).collect(),
             cache_bytes: 1 << 28,
             threads: 8,
-            format: SampleFormat::S16,
+            format: None,
         }
     }
 
@@ -465,7 +469,7 @@ mod tests {
         assert_eq!(o.config.acl, SessionACL::All);
         assert!(o.config.mount_options.contains(&MountOption::NoAtime));
         assert_eq!(o.cache_bytes, 64 << 20);
-        assert_eq!(o.format, SampleFormat::F32);
+        assert_eq!(o.format, Some(SampleFormat::F32));
         assert_eq!(o.threads, 3);
         let o = parse_options(
             &args(&["noauto_unmount,rw,defaults,nofail"]),

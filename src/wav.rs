@@ -54,6 +54,8 @@ use std::ops::Range;
 
 use thiserror::Error;
 
+use crate::archive::SampleKind;
+
 const WAVE_FORMAT_PCM: u16 = 0x0001;
 const WAVE_FORMAT_EXTENSIBLE: u16 = 0xFFFE;
 
@@ -426,46 +428,114 @@ fn u32_field(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-/// Encodes interleaved i16 samples into the data-chunk encoding of `format`,
-/// appending to `out`:
+impl SampleFormat {
+    /// The format that serves samples of `kind` without loss: 16-bit containers for
+    /// integers of up to 16 bits, 24-bit up to 24, 32-bit above; float as float.
+    pub fn natural_for(kind: SampleKind) -> Self {
+        match kind {
+            SampleKind::Int(..=16) => SampleFormat::S16,
+            SampleKind::Int(17..=24) => SampleFormat::S24,
+            SampleKind::Int(_) => SampleFormat::S32,
+            SampleKind::F32 => SampleFormat::F32,
+        }
+    }
+}
+
+/// Appends `f(s)` for each sample, a few thousand at a time: this runs for every byte
+/// the mount serves, and pushing sample by sample showed in profiles.
+fn extend_mapped<T: Copy, const N: usize>(
+    out: &mut Vec<u8>,
+    samples: &[T],
+    f: impl Fn(T) -> [u8; N],
+) {
+    const BLOCK: usize = 2048;
+    let mut buf = [0u8; BLOCK * 4];
+    for chunk in samples.chunks(BLOCK) {
+        for (d, &s) in buf.chunks_exact_mut(N).zip(chunk) {
+            d.copy_from_slice(&f(s));
+        }
+        out.extend_from_slice(&buf[..chunk.len() * N]);
+    }
+}
+
+/// An integer sample of `from` bits moved to `to` bits: shifted left when widening
+/// (exact and reversible), arithmetically right when narrowing (truncation, no dither).
+fn rescale(s: i32, from: u16, to: u16) -> i32 {
+    if to >= from {
+        s << (to - from)
+    } else {
+        s >> (from - to)
+    }
+}
+
+/// A float sample as a `bits`-bit integer: × 2^(bits−1), rounded, clamped to the
+/// range (so +1.0 becomes the largest value); NaN becomes 0.
+fn float_to_int(x: f32, bits: u16) -> i32 {
+    let full = (1i64 << (bits - 1)) as f64;
+    let v = (f64::from(x) * full).round();
+    if v.is_nan() {
+        0
+    } else {
+        v.clamp(-full, full - 1.0) as i32
+    }
+}
+
+/// Encodes interleaved integer samples of `bits` bits (right-justified in the i32)
+/// into the data-chunk encoding of `format`, appending to `out`:
 ///
-/// * `S16`: the sample as is, little endian;
-/// * `S24`: `sample << 8` as 3 little-endian bytes (`0x00, lo, hi`);
-/// * `S32`: `sample << 16`, little endian;
-/// * `F32`: `sample as f32 / 32768.0` (exact), IEEE little endian.
-///
-/// The wider integer formats shift rather than scale so that full scale stays
-/// full scale and the conversion is lossless and exactly reversible.
+/// * integer formats: the sample moved to the format's width by [`rescale`]: shifted
+///   left to widen (full scale stays full scale, exactly reversible), arithmetic
+///   shift right to narrow;
+/// * `F32`: `sample / 2^(bits − 1)`, exact up to 24 bits.
+pub fn encode_i32(samples: &[i32], bits: u16, format: SampleFormat, out: &mut Vec<u8>) {
+    out.reserve(samples.len().saturating_mul(usize::from(format.bytes())));
+    match format {
+        SampleFormat::S16 => extend_mapped(out, samples, |s| {
+            (rescale(s, bits, 16) as i16).to_le_bytes()
+        }),
+        SampleFormat::S24 => extend_mapped(out, samples, |s| {
+            let [a, b, c, _] = rescale(s, bits, 24).to_le_bytes();
+            [a, b, c]
+        }),
+        SampleFormat::S32 => extend_mapped(out, samples, |s| rescale(s, bits, 32).to_le_bytes()),
+        SampleFormat::F32 => {
+            let scale = 1.0 / (1u64 << (bits - 1)) as f32;
+            extend_mapped(out, samples, |s| (s as f32 * scale).to_le_bytes())
+        }
+    }
+}
+
+/// Encodes interleaved i16 samples: [`encode_i32`] with 16 bits. So `S24` is
+/// `sample << 8` (`0x00, lo, hi`), `S32` is `sample << 16`, `F32` is `sample / 32768`.
 pub fn encode_i16(samples: &[i16], format: SampleFormat, out: &mut Vec<u8>) {
     out.reserve(samples.len().saturating_mul(usize::from(format.bytes())));
     match format {
-        SampleFormat::S16 => {
-            // Whole chunks of little-endian bytes at once: this runs for every byte the
-            // mount serves, and the per-sample loop showed in profiles.
-            for chunk in samples.chunks(4096) {
-                let mut le = [0u8; 8192];
-                for (d, s) in le.chunks_exact_mut(2).zip(chunk) {
-                    d.copy_from_slice(&s.to_le_bytes());
-                }
-                out.extend_from_slice(&le[..chunk.len() * 2]);
-            }
-        }
-        SampleFormat::S24 => {
-            for &s in samples {
-                let [lo, hi] = s.to_le_bytes();
-                out.extend_from_slice(&[0, lo, hi]);
-            }
-        }
-        SampleFormat::S32 => {
-            for &s in samples {
-                out.extend_from_slice(&(i32::from(s) << 16).to_le_bytes());
-            }
-        }
+        SampleFormat::S16 => extend_mapped(out, samples, i16::to_le_bytes),
+        SampleFormat::S24 => extend_mapped(out, samples, |s| {
+            let [lo, hi] = s.to_le_bytes();
+            [0, lo, hi]
+        }),
+        SampleFormat::S32 => extend_mapped(out, samples, |s| (i32::from(s) << 16).to_le_bytes()),
         SampleFormat::F32 => {
-            for &s in samples {
-                out.extend_from_slice(&(f32::from(s) / 32768.0).to_le_bytes());
-            }
+            extend_mapped(out, samples, |s| (f32::from(s) / 32768.0).to_le_bytes())
         }
+    }
+}
+
+/// Encodes interleaved float samples: `F32` bit for bit (NaN payloads included);
+/// integer formats through [`float_to_int`].
+pub fn encode_f32(samples: &[f32], format: SampleFormat, out: &mut Vec<u8>) {
+    out.reserve(samples.len().saturating_mul(usize::from(format.bytes())));
+    match format {
+        SampleFormat::S16 => {
+            extend_mapped(out, samples, |x| (float_to_int(x, 16) as i16).to_le_bytes())
+        }
+        SampleFormat::S24 => extend_mapped(out, samples, |x| {
+            let [a, b, c, _] = float_to_int(x, 24).to_le_bytes();
+            [a, b, c]
+        }),
+        SampleFormat::S32 => extend_mapped(out, samples, |x| float_to_int(x, 32).to_le_bytes()),
+        SampleFormat::F32 => extend_mapped(out, samples, f32::to_le_bytes),
     }
 }
 
@@ -588,6 +658,71 @@ mod tests {
         let mut out = Vec::new();
         encode_i16(&[i16::MIN], SampleFormat::F32, &mut out);
         assert_eq!(out, (-1.0f32).to_le_bytes());
+    }
+
+    #[test]
+    fn encode_i32_and_f32_conversions() {
+        let mut out = Vec::new();
+        // 24-bit values: as S24 bit for bit, as S16 truncated, as S32 shifted left.
+        let s = [0x7F_FFFF, -0x80_0000, 0x12_3456, -1];
+        encode_i32(&s, 24, SampleFormat::S24, &mut out);
+        assert_eq!(
+            out,
+            [
+                0xFF, 0xFF, 0x7F, 0, 0, 0x80, 0x56, 0x34, 0x12, 0xFF, 0xFF, 0xFF
+            ]
+        );
+        out.clear();
+        encode_i32(&s, 24, SampleFormat::S16, &mut out);
+        let back: Vec<i16> = out
+            .chunks(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        assert_eq!(back, [0x7FFF, -0x8000, 0x1234, -1]);
+        out.clear();
+        encode_i32(&s, 24, SampleFormat::S32, &mut out);
+        assert_eq!(&out[..4], &0x7FFF_FF00i32.to_le_bytes());
+        out.clear();
+        encode_i32(&[-0x80_0000, 0x40_0000], 24, SampleFormat::F32, &mut out);
+        assert_eq!(out[..4], (-1.0f32).to_le_bytes());
+        assert_eq!(out[4..], 0.5f32.to_le_bytes());
+        // 16-bit values through encode_i32 equal encode_i16.
+        let v: Vec<i16> = (-300..300).map(|i| (i * 109) as i16).collect();
+        let wide: Vec<i32> = v.iter().map(|&x| i32::from(x)).collect();
+        for f in ALL_FORMATS {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            encode_i16(&v, f, &mut a);
+            encode_i32(&wide, 16, f, &mut b);
+            assert_eq!(a, b, "{f:?}");
+        }
+        // Float: F32 is bit for bit; integers round and clamp.
+        let x = [1.0f32, -1.0, 0.5, f32::NAN, 2.0, 1.0 / 65536.0];
+        out.clear();
+        encode_f32(&x, SampleFormat::F32, &mut out);
+        let back: Vec<u32> = out
+            .chunks(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(back, x.map(f32::to_bits));
+        out.clear();
+        encode_f32(&x, SampleFormat::S16, &mut out);
+        let back: Vec<i16> = out
+            .chunks(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        assert_eq!(back, [32767, -32768, 16384, 0, 32767, 1]);
+        assert_eq!(
+            SampleFormat::natural_for(SampleKind::Int(24)),
+            SampleFormat::S24
+        );
+        assert_eq!(
+            SampleFormat::natural_for(SampleKind::Int(8)),
+            SampleFormat::S16
+        );
+        assert_eq!(
+            SampleFormat::natural_for(SampleKind::F32),
+            SampleFormat::F32
+        );
     }
 
     /// Our headers parse with hound, and hound decodes the samples we encode.

@@ -3,9 +3,16 @@
 
 use std::ops::Range;
 
+use crate::archive::RecordingMeta;
 use crate::codec::CodecError;
 use crate::engine::Recording;
-use crate::wav::{SampleFormat, WavError, WavLayout, encode_i16};
+use crate::wav::{SampleFormat, WavError, WavLayout};
+
+/// The format a recording is served in: `choice` if given, else the one that keeps
+/// every sample exactly ([`SampleFormat::natural_for`] its sample kind).
+pub fn served_format(choice: Option<SampleFormat>, meta: &RecordingMeta) -> SampleFormat {
+    choice.unwrap_or_else(|| SampleFormat::natural_for(meta.sample_kind()))
+}
 
 pub struct WavFile {
     rec: Recording,
@@ -67,20 +74,20 @@ impl WavFile {
         let h = &plan.header;
         out.extend_from_slice(&self.header[h.start as usize..h.end as usize]);
         if plan.data_bytes > 0 {
-            let ch = usize::from(self.rec.channels());
-            let n = (plan.frames.end - plan.frames.start) as usize;
-            let mut samples = vec![0i16; n * ch];
-            let got = self
-                .rec
-                .read_frames(self.first + plan.frames.start, &mut samples)?;
-            if got != n {
+            let n = plan.frames.end - plan.frames.start;
+            let at = out.len();
+            let got = self.rec.read_encoded(
+                self.first + plan.frames.start,
+                n,
+                self.layout.format,
+                out,
+            )?;
+            if got as u64 != n {
                 return Err(CodecError::Damaged {
                     path: Default::default(),
                     message: format!("{got} of {n} frames decoded"),
                 });
             }
-            let at = out.len();
-            encode_i16(&samples, self.layout.format, out);
             // Keep exactly the bytes asked for: drop the part of the first frame before
             // `offset` and whatever of the last frame lies past the read.
             let skip = plan.skip as usize;

@@ -14,7 +14,15 @@ fn archive_with(secs: u64) -> (tempfile::TempDir, PathBuf) {
     let wav = dir.path().join("rec.wav");
     common::write_wav(&wav, 48_000, 1, 16, false, 48_000 * secs + 11);
     let arch = dir.path().join("arch");
-    let o = run(&[&"import", &arch, &wav, &"--checkpoint-interval", &"2"]);
+    let o = run(&[
+        &"import",
+        &"--codec",
+        &"opus",
+        &arch,
+        &wav,
+        &"--checkpoint-interval",
+        &"2",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     (dir, arch)
 }
@@ -97,7 +105,7 @@ fn ogg_opus_input_is_stored_byte_for_byte() {
         .expect("opusenc");
     assert!(o.status.success());
     let arch = dir.path().join("arch");
-    let o = run(&[&"import", &arch, &opus]);
+    let o = run(&[&"import", &"--codec", &"opus", &arch, &opus]);
     assert!(o.status.success(), "{}", stderr(&o));
     let archive = Archive::open(&arch).unwrap();
     let rec = archive.recording("song").unwrap();
@@ -235,7 +243,11 @@ fn a_truncated_stream_is_an_error_and_other_recordings_still_work() {
     let (dir, arch) = archive_with(4);
     let wav = dir.path().join("other.wav");
     common::write_wav(&wav, 16_000, 1, 16, false, 16_000 * 3);
-    assert!(run(&[&"import", &arch, &wav]).status.success());
+    assert!(
+        run(&[&"import", &"--codec", &"opus", &arch, &wav])
+            .status
+            .success()
+    );
     std::fs::remove_file(arch.join("rec/stream/c/0")).unwrap();
     let o = run(&[&"extract", &arch, &"rec", &"-o", &dir.path().join("o.wav")]);
     assert_clean_failure(&o, "rec");
@@ -263,7 +275,11 @@ fn wrong_or_missing_attributes_name_the_recording_and_do_not_stop_ls() {
     let (dir, arch) = archive_with(2);
     let wav = dir.path().join("ok.wav");
     common::write_wav(&wav, 8_000, 1, 16, false, 8_000);
-    assert!(run(&[&"import", &arch, &wav]).status.success());
+    assert!(
+        run(&[&"import", &"--codec", &"opus", &arch, &wav])
+            .status
+            .success()
+    );
     edit_attrs(&arch.join("rec"), |a| {
         a.as_object_mut().unwrap().remove("frames");
     });
@@ -305,20 +321,26 @@ fn bad_inputs_get_one_clear_line_each() {
     let d = dir.path();
     let arch = d.join("arch");
     // missing file
-    assert_clean_failure(&run(&[&"import", &arch, &d.join("nope.wav")]), "nope.wav");
+    assert_clean_failure(
+        &run(&[&"import", &"--codec", &"opus", &arch, &d.join("nope.wav")]),
+        "nope.wav",
+    );
     // not audio
     std::fs::write(d.join("notes.wav"), b"these are field notes, not audio").unwrap();
-    assert_clean_failure(&run(&[&"import", &arch, &d.join("notes.wav")]), "notes.wav");
+    assert_clean_failure(
+        &run(&[&"import", &"--codec", &"opus", &arch, &d.join("notes.wav")]),
+        "notes.wav",
+    );
     // truncated WAV: header promises more frames than the file holds
     common::write_wav(&d.join("full.wav"), 48_000, 1, 16, false, 48_000);
     let b = std::fs::read(d.join("full.wav")).unwrap();
     std::fs::write(d.join("cut.wav"), &b[..b.len() / 2]).unwrap();
-    let o = run(&[&"import", &arch, &d.join("cut.wav")]);
+    let o = run(&[&"import", &"--codec", &"opus", &arch, &d.join("cut.wav")]);
     assert_clean_failure(&o, "cut.wav");
     assert!(stderr(&o).contains("truncated"), "{}", stderr(&o));
     // empty recording
     common::write_wav(&d.join("empty.wav"), 48_000, 1, 16, false, 0);
-    let o = run(&[&"import", &arch, &d.join("empty.wav")]);
+    let o = run(&[&"import", &"--codec", &"opus", &arch, &d.join("empty.wav")]);
     assert_clean_failure(&o, "empty.wav");
     assert!(stderr(&o).contains("empty"));
     // nothing failed half-way: no recording appeared
@@ -336,13 +358,19 @@ fn bad_inputs_get_one_clear_line_each() {
     std::fs::write(d.join("plain/file.txt"), b"x").unwrap();
     assert_clean_failure(&run(&[&"ls", &d.join("plain")]), "plain");
     assert_clean_failure(
-        &run(&[&"import", &d.join("plain"), &d.join("full.wav")]),
+        &run(&[
+            &"import",
+            &"--codec",
+            &"opus",
+            &d.join("plain"),
+            &d.join("full.wav"),
+        ]),
         "plain",
     );
     assert_clean_failure(&run(&[&"ls", &d.join("missing")]), "missing");
     // an unknown recording
     assert!(
-        run(&[&"import", &arch, &d.join("full.wav")])
+        run(&[&"import", &"--codec", &"opus", &arch, &d.join("full.wav")])
             .status
             .success()
     );
@@ -353,9 +381,18 @@ fn bad_inputs_get_one_clear_line_each() {
 fn importing_onto_an_existing_name_needs_force() {
     let (dir, arch) = archive_with(2);
     let wav = dir.path().join("rec.wav");
-    let o = run(&[&"import", &arch, &wav]);
+    let o = run(&[&"import", &"--codec", &"opus", &arch, &wav]);
     assert_clean_failure(&o, "--force");
-    let o = run(&[&"import", &arch, &wav, &"--force", &"--bitrate", &"32k"]);
+    let o = run(&[
+        &"import",
+        &"--codec",
+        &"opus",
+        &arch,
+        &wav,
+        &"--force",
+        &"--bitrate",
+        &"32k",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(&[&"verify", &arch]);
     assert!(o.status.success(), "{}", stdout(&o));
@@ -368,6 +405,7 @@ fn an_import_killed_half_way_leaves_a_valid_archive_without_the_recording() {
     common::write_wav(&long, 48_000, 2, 16, false, 48_000 * 60 * 20);
     let mut child = std::process::Command::new(common::bin())
         .arg("import")
+        .args(["--codec", "opus"])
         .arg(&arch)
         .arg(&long)
         .stderr(std::process::Stdio::null())
@@ -401,7 +439,11 @@ fn an_import_killed_half_way_leaves_a_valid_archive_without_the_recording() {
     // the next import cleans the leftovers of the killed one
     let short = dir.path().join("short.wav");
     common::write_wav(&short, 8_000, 1, 16, false, 8_000);
-    assert!(run(&[&"import", &arch, &short]).status.success());
+    assert!(
+        run(&[&"import", &"--codec", &"opus", &arch, &short])
+            .status
+            .success()
+    );
     assert!(std::fs::read_dir(&staging).unwrap().next().is_none());
 }
 
@@ -422,7 +464,9 @@ fn directories_import_recursively_as_folders() {
     common::write_wav(&src.join("night1/c.wav"), 96_000, 1, 32, true, 9_600);
     std::fs::write(src.join("readme.txt"), b"not audio").unwrap();
     let arch = dir.path().join("arch");
-    let o = run(&[&"import", &arch, &src, &"--into", &"lab"]);
+    let o = run(&[
+        &"import", &"--codec", &"opus", &arch, &src, &"--into", &"lab",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let archive = Archive::open(&arch).unwrap();
     let mut names: Vec<String> = archive

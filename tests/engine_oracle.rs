@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use zarr_wavfs::archive::Archive;
 use zarr_wavfs::engine::Engine;
-use zarr_wavfs::import::{ImportOptions, Job, import_one};
+use zarr_wavfs::import::{Codec, ImportOptions, Job, import_one};
 
 struct Fixture {
     archive: Archive,
@@ -37,8 +37,14 @@ fn fixture() -> &'static Fixture {
             inputs.push(p);
         }
         let arch = dir.join("arch");
-        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
-            vec![&"import", &arch, &"--checkpoint-interval", &"2"];
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"import",
+            &arch,
+            &"--codec",
+            &"opus",
+            &"--checkpoint-interval",
+            &"2",
+        ];
         for p in &inputs {
             args.push(p);
         }
@@ -224,6 +230,7 @@ pub fn import_lib(dir: &Path, name: &str, secs: u64) -> Archive {
     let archive = Archive::create_or_open(dir.join("arch")).unwrap();
     let opts = ImportOptions {
         checkpoint_interval_secs: 2.0,
+        codec: Some(Codec::Opus),
         ..ImportOptions::default()
     };
     import_one(

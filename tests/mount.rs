@@ -59,6 +59,8 @@ impl Fixture {
                 &"import",
                 &arch,
                 &wav,
+                &"--codec",
+                &"opus",
                 &"--into",
                 &folder,
                 &"--checkpoint-interval",
@@ -693,7 +695,9 @@ fn readdir_lists_ten_thousand_recordings_exactly_once() {
     let arch = dir.path().join("arch");
     let wav = dir.path().join("seed.wav");
     common::write_wav(&wav, 8_000, 1, 16, false, 800);
-    let o = run(&[&"import", &arch, &wav, &"--into", &"many"]);
+    let o = run(&[
+        &"import", &"--codec", &"opus", &arch, &wav, &"--into", &"many",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // Copies of one recording, made with hard links: 10,000 recordings in one folder.
     let seed = arch.join("many/seed");
@@ -791,7 +795,7 @@ fn a_recording_named_like_a_wav_file_serves_its_own_bytes() {
     common::write_wav(&a, 16_000, 1, 16, false, 16_000 * 2);
     let b = dir.path().join("take.wav.wav");
     common::write_wav(&b, 24_000, 2, 16, false, 24_000 * 3);
-    let o = run(&[&"import", &arch, &a, &b]);
+    let o = run(&[&"import", &"--codec", &"opus", &arch, &a, &b]);
     assert!(o.status.success(), "{}", stderr(&o));
     let fx = Fixture { dir, arch };
     let m = Mount::start(&fx, "mnt", &[]);

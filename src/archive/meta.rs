@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::{ATTR_KEY, ArchiveError, FORMAT_VERSION};
+use super::{ATTR_KEY, ArchiveError, FORMAT_VERSION, READ_VERSIONS};
 
 type Attrs = Map<String, Value>;
 
@@ -19,31 +19,80 @@ pub struct SourceInfo {
     pub sha256: String,
 }
 
-/// A recording's metadata, exactly as stored.
+/// What a recording's samples are: its `sample_format` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleKind {
+    /// Signed integers of this many bits (4 to 32), stored right-justified.
+    Int(u16),
+    /// 32-bit IEEE float, full scale ±1.0.
+    F32,
+}
+
+impl SampleKind {
+    /// Parses `int4` … `int32` and `float32`.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s == "float32" {
+            return Some(SampleKind::F32);
+        }
+        let bits: u16 = s.strip_prefix("int")?.parse().ok()?;
+        (4..=32).contains(&bits).then_some(SampleKind::Int(bits))
+    }
+
+    /// The attribute value: `int16`, `int24`, `float32`, …
+    pub fn name(self) -> String {
+        match self {
+            SampleKind::Int(bits) => format!("int{bits}"),
+            SampleKind::F32 => "float32".into(),
+        }
+    }
+}
+
+fn default_sample_format() -> String {
+    "int16".into()
+}
+
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// The codecs a recording's audio can be stored with.
+pub const CODECS: [&str; 3] = ["flac", "pcm", "opus"];
+
+/// A recording's metadata, exactly as stored. Fields that belong to some codecs only
+/// are omitted (and read as zero or empty) for the others; docs/FORMAT.md lists them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingMeta {
     pub kind: String,
     pub format_version: u64,
-    /// Codec of `stream`; format version 1 has "opus" only.
+    /// How the audio is stored: "flac", "pcm" or "opus".
     pub codec: String,
     pub channels: u16,
     /// Exact number of sample frames the user sees.
     pub frames: u64,
-    /// Rate the stored stream is decoded at (8000, 12000, 16000, 24000 or 48000).
+    /// Rate the stored audio runs at. For Opus the decoder's rate (8000, 12000, 16000,
+    /// 24000 or 48000); for the lossless codecs the recording's own rate.
     pub sample_rate: u32,
-    /// Rate the user sees; differs from `sample_rate` when the samples were reinterpreted.
+    /// Rate the user sees; differs from `sample_rate` when Opus samples were relabelled.
     pub original_sample_rate: u32,
-    /// Ogg Opus pre-skip, in 48 kHz samples (as in the OpusHead header).
+    /// The decoded samples: "int16" (always for Opus), "int24", "float32", ...
+    #[serde(default = "default_sample_format")]
+    pub sample_format: String,
+    /// Ogg Opus pre-skip, in 48 kHz samples (as in the OpusHead header). Opus only.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub pre_skip: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceInfo>,
-    /// Length of `stream` in bytes.
+    /// Length of `stream` in bytes (Opus and FLAC).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub stream_bytes: u64,
-    /// Number of rows of `index`.
-    pub index_pages: u64,
-    /// SHA-256 of `index` (rows in order, each as four little-endian i64).
+    /// Number of rows of `index` (Opus: pages; FLAC: frames). Format version 1 called
+    /// it `index_pages`.
+    #[serde(default, alias = "index_pages", skip_serializing_if = "is_zero")]
+    pub index_rows: u64,
+    /// SHA-256 of `index`, its rows in order as little-endian i64 (Opus and FLAC).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub index_sha256: String,
 }
 
@@ -61,37 +110,82 @@ impl RecordingMeta {
 
     fn validate(&self, dir: &Path) -> Result<(), ArchiveError> {
         let bad = |msg: String| Err(ArchiveError::metadata(dir, msg));
-        if self.format_version != FORMAT_VERSION {
+        if !READ_VERSIONS.contains(&self.format_version) {
             return bad(format!(
-                "format_version {} is not supported (this build reads {FORMAT_VERSION})",
+                "format_version {} is not supported (this build reads {READ_VERSIONS:?})",
                 self.format_version
             ));
         }
-        if self.codec != "opus" {
-            return bad(format!("codec \"{}\" is not supported", self.codec));
-        }
-        if !(1..=2).contains(&self.channels) {
+        let Some(kind) = SampleKind::parse(&self.sample_format) else {
             return bad(format!(
-                "channels = {} (Opus recordings have 1 or 2)",
-                self.channels
+                "sample_format \"{}\" is not known",
+                self.sample_format
             ));
+        };
+        if self.original_sample_rate == 0 || self.sample_rate == 0 {
+            return bad("a sample rate is 0".into());
         }
-        if ![8000, 12000, 16000, 24000, 48000].contains(&self.sample_rate) {
-            return bad(format!(
-                "sample_rate = {} is not an Opus decoding rate",
-                self.sample_rate
-            ));
+        let stream = self.stream_bytes > 0 && self.index_rows > 0 && !self.index_sha256.is_empty();
+        match self.codec.as_str() {
+            "opus" => {
+                if !(1..=2).contains(&self.channels) {
+                    return bad(format!(
+                        "channels = {} (Opus recordings have 1 or 2)",
+                        self.channels
+                    ));
+                }
+                if ![8000, 12000, 16000, 24000, 48000].contains(&self.sample_rate) {
+                    return bad(format!(
+                        "sample_rate = {} is not an Opus decoding rate",
+                        self.sample_rate
+                    ));
+                }
+                if !self.pre_skip.is_multiple_of(48_000 / self.sample_rate) {
+                    return bad(format!(
+                        "pre_skip {} is not a whole number of {} Hz samples",
+                        self.pre_skip, self.sample_rate
+                    ));
+                }
+                if kind != SampleKind::Int(16) {
+                    return bad("Opus recordings decode to int16".into());
+                }
+                if !stream {
+                    return bad("stream_bytes, index_rows and index_sha256 are required".into());
+                }
+            }
+            "flac" => {
+                if !(1..=8).contains(&self.channels) {
+                    return bad(format!("channels = {} (FLAC has 1 to 8)", self.channels));
+                }
+                if !matches!(kind, SampleKind::Int(4..=32)) {
+                    return bad("FLAC recordings hold integers".into());
+                }
+                if self.sample_rate != self.original_sample_rate || self.sample_rate > 655_350 {
+                    return bad(format!("sample_rate = {} for FLAC", self.sample_rate));
+                }
+                if !stream {
+                    return bad("stream_bytes, index_rows and index_sha256 are required".into());
+                }
+            }
+            "pcm" => {
+                if self.channels == 0 || self.channels > 255 {
+                    return bad(format!("channels = {} (PCM has 1 to 255)", self.channels));
+                }
+                if self.sample_rate != self.original_sample_rate {
+                    return bad("sample_rate and original_sample_rate differ".into());
+                }
+            }
+            other => return bad(format!("codec \"{other}\" is not supported")),
         }
-        if self.original_sample_rate == 0 {
-            return bad("original_sample_rate = 0".into());
-        }
-        if !self.pre_skip.is_multiple_of(48_000 / self.sample_rate) {
-            return bad(format!(
-                "pre_skip {} is not a whole number of {} Hz samples",
-                self.pre_skip, self.sample_rate
-            ));
+        if self.format_version == 1 && self.codec != "opus" {
+            return bad("format version 1 has only the opus codec".into());
         }
         Ok(())
+    }
+
+    /// What the decoded samples are.
+    pub fn sample_kind(&self) -> SampleKind {
+        SampleKind::parse(&self.sample_format).unwrap_or(SampleKind::Int(16))
     }
 
     /// Factor from stream samples to 48 kHz granule units.
@@ -225,9 +319,9 @@ pub fn check_archive_marker(root: &Path, attrs: &Attrs) -> Result<(), ArchiveErr
         return not("root group is not marked as an archive".into());
     }
     match v.get("format_version").and_then(Value::as_u64) {
-        Some(FORMAT_VERSION) => Ok(()),
+        Some(v) if READ_VERSIONS.contains(&v) => Ok(()),
         Some(other) => not(format!(
-            "format_version {other} is not supported (this build reads {FORMAT_VERSION})"
+            "format_version {other} is not supported (this build reads {READ_VERSIONS:?})"
         )),
         None => not("root group has no format_version".into()),
     }

@@ -10,6 +10,7 @@ use zarrs::group::{Group, GroupBuilder};
 
 use super::checkpoints::StoredCheckpoints;
 use super::index::{self, PageIndex, PageRow};
+use super::samples::SamplesReader;
 use super::{ArchiveError, RecordingMeta};
 
 type Attrs = serde_json::Map<String, serde_json::Value>;
@@ -111,25 +112,31 @@ pub struct RecordingStore {
     path: String,
     meta: RecordingMeta,
     store: Arc<FilesystemStore>,
-    stream: Array<FilesystemStore>,
+    /// The `stream` array (Opus and FLAC; PCM recordings have none).
+    stream: Option<Array<FilesystemStore>>,
 }
 
 impl RecordingStore {
     pub(crate) fn open(root: &Path, path: &str, meta: RecordingMeta) -> Result<Self, ArchiveError> {
         let store = open_store(root)?;
         let dir = root.join(path);
-        let stream = Array::open(store.clone(), &zarr_path(&format!("{path}/stream")))
-            .map_err(|e| ArchiveError::zarr(dir.join("stream"), e))?;
-        if stream.shape() != [meta.stream_bytes] {
-            return Err(ArchiveError::damaged(
-                dir.join("stream"),
-                format!(
-                    "stream has shape {:?}, metadata says {} bytes",
-                    stream.shape(),
-                    meta.stream_bytes
-                ),
-            ));
-        }
+        let stream = if meta.codec == "pcm" {
+            None
+        } else {
+            let stream = Array::open(store.clone(), &zarr_path(&format!("{path}/stream")))
+                .map_err(|e| ArchiveError::zarr(dir.join("stream"), e))?;
+            if stream.shape() != [meta.stream_bytes] {
+                return Err(ArchiveError::damaged(
+                    dir.join("stream"),
+                    format!(
+                        "stream has shape {:?}, metadata says {} bytes",
+                        stream.shape(),
+                        meta.stream_bytes
+                    ),
+                ));
+            }
+            Some(stream)
+        };
         Ok(RecordingStore {
             root: root.to_path_buf(),
             path: path.to_string(),
@@ -156,7 +163,7 @@ impl RecordingStore {
     /// The page index, checked against the digest in the metadata.
     pub fn read_index(&self) -> Result<PageIndex, ArchiveError> {
         let dir = self.dir().join("index");
-        let n = self.meta.index_pages;
+        let n = self.meta.index_rows;
         let array = Array::open(
             self.store.clone(),
             &zarr_path(&format!("{}/index", self.path)),
@@ -185,16 +192,32 @@ impl RecordingStore {
         Ok(PageIndex::new(rows, self.meta.stream_bytes))
     }
 
+    /// The `samples` array of a PCM recording.
+    pub fn samples(&self) -> Result<SamplesReader, ArchiveError> {
+        let m = &self.meta;
+        SamplesReader::open(
+            self.store.clone(),
+            &self.dir(),
+            &self.path,
+            m.sample_kind(),
+            m.frames,
+            m.channels,
+        )
+    }
+
     /// The stored checkpoints, if any.
     pub fn read_checkpoints(&self) -> Result<Option<StoredCheckpoints>, ArchiveError> {
         StoredCheckpoints::load(&self.store, &self.root, &self.path)
     }
 
-    /// Bytes used on disk by each part: (stream, index, checkpoints).
+    /// Bytes used on disk by each part: (audio, index, checkpoints). The audio is
+    /// `stream`, or `samples` and its CRCs for PCM.
     pub fn disk_usage(&self) -> (u64, u64, u64) {
         let d = self.dir();
         (
-            dir_size(&d.join("stream")),
+            dir_size(&d.join("stream"))
+                + dir_size(&d.join("samples"))
+                + dir_size(&d.join("chunk_crc32c")),
             dir_size(&d.join("index")),
             dir_size(&d.join("checkpoints")),
         )
@@ -209,7 +232,10 @@ impl StreamBytes for RecordingStore {
         if range.start >= end {
             return Ok(Vec::new());
         }
-        self.stream
+        let Some(stream) = &self.stream else {
+            return Ok(Vec::new());
+        };
+        stream
             .retrieve_array_subset(&[range.start..end])
             .map_err(|e| ArchiveError::zarr(self.dir().join("stream"), e))
     }

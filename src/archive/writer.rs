@@ -9,8 +9,9 @@ use zarrs::filesystem::FilesystemStore;
 use zarrs::group::GroupBuilder;
 
 use super::index::PageRow;
+use super::samples::SamplesWriter;
 use super::store::{unique, write_group_atomically};
-use super::{Archive, ArchiveError, RecordingMeta, STAGING_DIR, meta};
+use super::{Archive, ArchiveError, RecordingMeta, STAGING_DIR, SampleKind, meta};
 
 /// Chunk length of `stream` in bytes (docs/FORMAT.md explains the choice).
 pub const STREAM_CHUNK: u64 = 1 << 20;
@@ -71,6 +72,16 @@ impl StagedRecording {
             array.store_chunk(&[i as u64], c).map_err(|e| err(&e))?;
         }
         Ok(())
+    }
+
+    /// Starts the `samples` array of a PCM recording.
+    pub fn samples_writer(
+        &self,
+        kind: SampleKind,
+        channels: u16,
+        chunk_frames: u64,
+    ) -> Result<SamplesWriter, ArchiveError> {
+        SamplesWriter::create(self.store.clone(), &self.dir, kind, channels, chunk_frames)
     }
 
     /// Writes the page index as the `index` array.

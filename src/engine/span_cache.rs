@@ -9,11 +9,11 @@ use std::sync::Arc;
 use lru::LruCache;
 use parking_lot::{Condvar, Mutex};
 
-use crate::codec::CodecError;
+use crate::codec::{CodecError, Samples};
 
 /// (recording id, span index).
 pub type SpanKey = (u64, usize);
-pub type Span = Arc<Vec<i16>>;
+pub type Span = Arc<Samples>;
 
 type Outcome = Option<Result<Span, CodecError>>;
 
@@ -34,7 +34,7 @@ pub struct SpanCache {
 }
 
 fn span_bytes(s: &Span) -> usize {
-    s.len() * std::mem::size_of::<i16>()
+    s.byte_size()
 }
 
 impl SpanCache {
@@ -74,7 +74,7 @@ impl SpanCache {
     pub fn get_or_decode(
         &self,
         key: SpanKey,
-        decode: impl FnOnce() -> Result<Vec<i16>, CodecError>,
+        decode: impl FnOnce() -> Result<Samples, CodecError>,
     ) -> Result<Span, CodecError> {
         let flight = {
             let mut inner = self.inner.lock();
@@ -104,7 +104,7 @@ impl SpanCache {
 
     /// Decodes and caches `key` unless it is cached or being decoded already; never
     /// waits for another thread. For prefetching.
-    pub fn fill(&self, key: SpanKey, decode: impl FnOnce() -> Result<Vec<i16>, CodecError>) {
+    pub fn fill(&self, key: SpanKey, decode: impl FnOnce() -> Result<Samples, CodecError>) {
         let flight = {
             let mut inner = self.inner.lock();
             if inner.lru.contains(&key) || inner.inflight.contains_key(&key) {
@@ -126,7 +126,7 @@ impl SpanCache {
         &self,
         key: SpanKey,
         flight: Arc<InFlight>,
-        decode: impl FnOnce() -> Result<Vec<i16>, CodecError>,
+        decode: impl FnOnce() -> Result<Samples, CodecError>,
     ) -> Result<Span, CodecError> {
         // A panic inside a decoder must not leave waiters blocked forever.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
@@ -192,7 +192,8 @@ mod tests {
     fn evicts_least_recently_used_to_stay_within_bytes() {
         let c = SpanCache::new(100);
         for i in 0..4 {
-            c.get_or_decode((1, i), || Ok(vec![0; 20])).unwrap(); // 40 bytes each
+            c.get_or_decode((1, i), || Ok(Samples::I16(vec![0; 20])))
+                .unwrap(); // 40 bytes each
         }
         assert!(c.bytes() <= 100);
         assert!(c.get((1, 3)).is_some());
@@ -210,14 +211,14 @@ mod tests {
                     c.get_or_decode((7, 0), || {
                         calls.fetch_add(1, Ordering::SeqCst);
                         std::thread::sleep(std::time::Duration::from_millis(50));
-                        Ok(vec![1, 2, 3])
+                        Ok(Samples::I16(vec![1, 2, 3]))
                     })
                     .unwrap()
                 })
             })
             .collect();
         for t in threads {
-            assert_eq!(*t.join().unwrap(), vec![1, 2, 3]);
+            assert_eq!(*t.join().unwrap(), Samples::I16(vec![1, 2, 3]));
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
@@ -232,6 +233,10 @@ mod tests {
             })
         });
         assert!(e.is_err());
-        assert_eq!(*c.get_or_decode((1, 0), || Ok(vec![5])).unwrap(), vec![5]);
+        assert_eq!(
+            *c.get_or_decode((1, 0), || Ok(Samples::I16(vec![5])))
+                .unwrap(),
+            Samples::I16(vec![5])
+        );
     }
 }

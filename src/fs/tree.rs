@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use crate::archive::{Archive, ArchiveError, Entry, RecordingMeta};
 use crate::wav::{SampleFormat, WavLayout};
+use crate::wav_file::served_format;
 
 use super::names::shown_name;
 
@@ -51,7 +52,7 @@ pub struct Tree {
 
 impl Tree {
     /// Reads the archive's folders and recordings' metadata (no audio is decoded).
-    pub fn build(archive: &Archive, format: SampleFormat) -> Result<Tree, ArchiveError> {
+    pub fn build(archive: &Archive, format: Option<SampleFormat>) -> Result<Tree, ArchiveError> {
         let root_mtime = mtime_of(archive, "");
         let mut tree = Tree {
             nodes: vec![Node {
@@ -76,7 +77,7 @@ impl Tree {
         parent: Ino,
         parent_path: &str,
         entries: Vec<Entry>,
-        format: SampleFormat,
+        format: Option<SampleFormat>,
     ) {
         for e in entries {
             let is_recording = matches!(e, Entry::Recording { .. });
@@ -101,7 +102,7 @@ impl Tree {
                             meta.channels,
                             meta.original_sample_rate,
                             meta.frames,
-                            format,
+                            served_format(format, &meta),
                         )
                         .map_err(|e| e.to_string())?;
                         Ok(Box::new(FileInfo { meta, layout }))

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 
 use crate::archive::{Archive, ArchiveError, Entry, RecordingMeta, StreamBytes as _};
 use crate::codec::opus::current_fingerprint;
-use crate::wav::{SampleFormat, WavLayout};
+use crate::wav::WavLayout;
+use crate::wav_file::served_format;
 
 /// "1:02:03.5" style duration.
 pub fn format_duration(secs: f64) -> String {
@@ -34,40 +35,61 @@ pub fn format_bytes(n: u64) -> String {
     }
 }
 
+/// Size of the WAV file served for `m` in its own sample format.
 fn wav_size(m: &RecordingMeta) -> u64 {
     WavLayout::new(
         m.channels,
         m.original_sample_rate,
         m.frames,
-        SampleFormat::S16,
+        served_format(None, m),
     )
     .map_or(0, |l| l.file_len())
+}
+
+/// "4.2 MiB stored, 57.1%": the audio's bytes on disk, and their share of the samples'
+/// own size (frames × channels × bytes of the served format).
+fn stored(bytes: u64, m: &RecordingMeta) -> String {
+    let raw = m.frames as f64 * f64::from(m.channels) * f64::from(served_format(None, m).bytes());
+    format!(
+        "{} stored, {:.1}%",
+        format_bytes(bytes),
+        100.0 * bytes as f64 / raw.max(1.0)
+    )
 }
 
 /// The archive tree, one line per node. Returns the text and whether any recording is unreadable.
 pub fn ls(archive: &Archive) -> Result<(String, bool), ArchiveError> {
     let mut out = String::new();
     let mut broken = false;
-    fn walk(entries: &[Entry], depth: usize, out: &mut String, broken: &mut bool) {
+    fn walk(
+        archive: &Archive,
+        entries: &[Entry],
+        depth: usize,
+        out: &mut String,
+        broken: &mut bool,
+    ) {
         for e in entries {
             let pad = "  ".repeat(depth);
             match e {
                 Entry::Folder { name, children } => {
                     let _ = writeln!(out, "{pad}{name}/");
-                    walk(children, depth + 1, out, broken);
+                    walk(archive, children, depth + 1, out, broken);
                 }
                 Entry::Recording {
-                    name, meta: Ok(m), ..
+                    name,
+                    path,
+                    meta: Ok(m),
                 } => {
                     let _ = writeln!(
                         out,
-                        "{pad}{name}.wav  {}  {} Hz  {} ch  {}  {} ({} stored)",
+                        "{pad}{name}.wav  {}  {} Hz  {} ch  {}  {}  {} ({})",
                         format_duration(m.duration_secs()),
                         m.original_sample_rate,
                         m.channels,
+                        m.sample_format,
                         m.codec,
                         format_bytes(wav_size(m)),
-                        format_bytes(m.stream_bytes)
+                        stored(archive.audio_bytes(path), m)
                     );
                 }
                 Entry::Recording {
@@ -79,7 +101,7 @@ pub fn ls(archive: &Archive) -> Result<(String, bool), ArchiveError> {
             }
         }
     }
-    walk(&archive.tree()?, 0, &mut out, &mut broken);
+    walk(archive, &archive.tree()?, 0, &mut out, &mut broken);
     Ok((out, broken))
 }
 
@@ -109,7 +131,10 @@ pub fn info(archive: &Archive, path: &str) -> Result<String, ArchiveError> {
             ""
         }
     );
-    let _ = writeln!(o, "pre-skip:             {} (48 kHz units)", m.pre_skip);
+    let _ = writeln!(o, "sample format:        {}", m.sample_format);
+    if m.codec == "opus" {
+        let _ = writeln!(o, "pre-skip:             {} (48 kHz units)", m.pre_skip);
+    }
     let _ = writeln!(
         o,
         "start time:           {}",
@@ -123,7 +148,25 @@ pub fn info(archive: &Archive, path: &str) -> Result<String, ArchiveError> {
         );
     }
     let _ = writeln!(o, "WAV size served:      {} bytes", wav_size(m));
-    let (stream, index, ckpt) = rec.disk_usage();
+    let (audio, index, ckpt) = rec.disk_usage();
+    let _ = writeln!(o, "audio on disk:        {}", stored(audio, m));
+    if m.codec == "pcm" {
+        match rec.samples() {
+            Ok(r) => {
+                let _ = writeln!(
+                    o,
+                    "samples:              {} chunks of {} frames ({:.2} s)",
+                    m.frames.div_ceil(r.chunk_frames()),
+                    r.chunk_frames(),
+                    r.chunk_frames() as f64 / f64::from(m.sample_rate)
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(o, "samples:              unreadable: {e}");
+            }
+        }
+        return Ok(o);
+    }
     let _ = writeln!(
         o,
         "stream:               {} bytes ({:.1} kbit/s)",
@@ -132,10 +175,18 @@ pub fn info(archive: &Archive, path: &str) -> Result<String, ArchiveError> {
     );
     let _ = writeln!(
         o,
-        "index:                {} pages, {} on disk",
-        m.index_pages,
+        "index:                {} {}, {} on disk",
+        m.index_rows,
+        if m.codec == "opus" { "pages" } else { "frames" },
         format_bytes(index)
     );
+    // Touch the first byte so a missing stream shows up here too.
+    if let Err(e) = rec.read(0..1) {
+        let _ = writeln!(o, "stream:               unreadable: {e}");
+    }
+    if m.codec != "opus" {
+        return Ok(o);
+    }
     match rec.read_checkpoints() {
         Ok(Some(c)) => {
             let current = c.fingerprint == current_fingerprint(m.channels);
@@ -145,7 +196,7 @@ pub fn info(archive: &Archive, path: &str) -> Result<String, ArchiveError> {
                 c.rows.len(),
                 c.interval as f64 / f64::from(m.sample_rate),
                 format_bytes(ckpt),
-                100.0 * ckpt as f64 / stream.max(1) as f64,
+                100.0 * ckpt as f64 / audio.max(1) as f64,
                 if current {
                     ""
                 } else {
@@ -164,10 +215,6 @@ pub fn info(archive: &Archive, path: &str) -> Result<String, ArchiveError> {
         Err(e) => {
             let _ = writeln!(o, "checkpoints:          unreadable: {e}");
         }
-    }
-    // Touch the first byte so a missing stream shows up here too.
-    if let Err(e) = rec.read(0..1) {
-        let _ = writeln!(o, "stream:               unreadable: {e}");
     }
     Ok(o)
 }

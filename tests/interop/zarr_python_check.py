@@ -7,10 +7,10 @@ RECORDING is the archive-relative recording path, e.g. ``demo/20250601_040000``
 (a trailing ``.wav`` is accepted, as by the CLI).
 
 Checks, against docs/FORMAT.md:
-  * the root group is marked ``zarr_wavfs.kind == "archive"``, ``format_version == 1``;
+  * the root group is marked ``zarr_wavfs.kind == "archive"``, ``format_version`` 1 or 2;
   * the recording group is ``kind == "recording"``;
   * ``stream`` (uint8) reads fully, has ``stream_bytes`` bytes and starts with an Ogg page;
-  * ``index`` is int64 of shape ``[index_pages, 4]`` and its SHA-256 (rows as
+  * ``index`` is int64 of shape ``[index_rows, 4]`` and its SHA-256 (rows as
     little-endian i64) equals ``index_sha256``;
   * if ``checkpoints/states`` exists (sharded + zstd), its metadata opens, its shape is
     ``[count, state_size]``, and the first state's digest matches ``checkpoints/digests``.
@@ -54,8 +54,8 @@ def main(argv: list[str]) -> None:
     marker = root.attrs.get("zarr_wavfs")
     check(isinstance(marker, dict), "root group has no zarr_wavfs attribute")
     check(marker.get("kind") == "archive", f"root kind is {marker.get('kind')!r}, not 'archive'")
-    check(marker.get("format_version") == 1,
-          f"root format_version is {marker.get('format_version')!r}, not 1")
+    check(marker.get("format_version") in (1, 2),
+          f"root format_version is {marker.get('format_version')!r}, not 1 or 2")
 
     candidates = [rec] + ([rec[:-4]] if rec.endswith(".wav") else [])
     group = None
@@ -86,8 +86,9 @@ def main(argv: list[str]) -> None:
     index = group["index"]
     idx = np.asarray(index[:])
     check(idx.dtype == np.int64, f"index dtype is {idx.dtype}, not int64")
-    check(list(idx.shape) == [attrs.get("index_pages"), 4],
-          f"index shape {list(idx.shape)} != [index_pages={attrs.get('index_pages')}, 4]")
+    rows = attrs.get("index_rows", attrs.get("index_pages"))
+    check(list(idx.shape) == [rows, 4],
+          f"index shape {list(idx.shape)} != [index_rows={rows}, 4]")
     index_digest = hashlib.sha256(idx.astype("<i8").tobytes()).hexdigest()
     check(index_digest == attrs.get("index_sha256"),
           f"index SHA-256 {index_digest} != index_sha256 {attrs.get('index_sha256')}")

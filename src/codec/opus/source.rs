@@ -12,7 +12,7 @@ use crate::archive::checkpoints::{CheckpointWriter, StoredCheckpoints};
 use crate::archive::index::PageIndex;
 use crate::archive::ogg::{PacketAssembler, parse_page};
 use crate::archive::{RecordingMeta, RecordingStore, StreamBytes};
-use crate::codec::{CodecError, SpanSource};
+use crate::codec::{CodecError, SampleKind, Samples, SpanSource};
 
 /// Checkpoint positions for a stream: (packet, sample) pairs, one at the start of the
 /// first page that begins at or after each multiple of `interval` samples. Positions lie
@@ -403,7 +403,11 @@ impl SpanSource for OpusSource {
         &self.starts
     }
 
-    fn decode_span(&self, j: usize) -> Result<Vec<i16>, CodecError> {
+    fn kind(&self) -> SampleKind {
+        SampleKind::Int(16)
+    }
+
+    fn decode_span(&self, j: usize) -> Result<Samples, CodecError> {
         let mut dec = self.state_for(j)?;
         let from = self.packet_of_span(j);
         let to = self
@@ -445,6 +449,6 @@ impl SpanSource for OpusSource {
         );
         out.truncate(b);
         out.drain(..a);
-        Ok(out)
+        Ok(Samples::I16(out))
     }
 }
