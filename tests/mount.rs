@@ -11,28 +11,13 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::mount::{Mount, fuse_available, is_mounted, wait_until};
 use common::{run, stderr};
 use zarr_wavfs::archive::Archive;
 use zarr_wavfs::wav::{SampleFormat, WavLayout, encode_i16};
-
-fn fuse_available() -> bool {
-    let ok = Path::new("/dev/fuse").exists()
-        && Command::new("fusermount3")
-            .arg("--version")
-            .output()
-            .is_ok();
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "/dev/fuse or fusermount3 missing in CI (scripts/setup.sh installs fuse3)"
-        );
-        eprintln!("SKIPPED: no /dev/fuse or fusermount3; FUSE tests not run");
-    }
-    ok
-}
 
 /// An archive with three recordings of different shapes, in a temp dir.
 struct Fixture {
@@ -97,108 +82,6 @@ impl Fixture {
     }
 }
 
-/// A running `zarr-wavfs mount -f`; unmounted (SIGTERM) when dropped.
-struct Mount {
-    child: Option<Child>,
-    mnt: PathBuf,
-    log: PathBuf,
-}
-
-fn is_mounted(mnt: &Path) -> bool {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    // `fuse.zarr-wavfs`; plain `fuse` when root mounts without auto_unmount (fuser's
-    // direct mount(2) does not set the subtype in the type)
-    let mnt = mnt.display().to_string();
-    mounts.lines().any(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        f.len() > 2 && f[1] == mnt && (f[2] == "fuse.zarr-wavfs" || f[2] == "fuse")
-    })
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-impl Mount {
-    fn start(fx: &Fixture, name: &str, extra: &[&str]) -> Mount {
-        let mnt = fx.dir.path().join(name);
-        std::fs::create_dir_all(&mnt).unwrap();
-        let log = fx.dir.path().join(format!("{name}.log"));
-        let child = Command::new(common::bin())
-            .arg("mount")
-            .arg(&fx.arch)
-            .arg(&mnt)
-            .arg("-f")
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mnt = mnt.canonicalize().unwrap();
-        let mut m = Mount {
-            child: Some(child),
-            mnt,
-            log,
-        };
-        let mnt = m.mnt.clone();
-        wait_until("the mount", Duration::from_secs(30), || {
-            if let Some(status) = m.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("daemon exited early ({status}): {}", m.log());
-            }
-            is_mounted(&mnt)
-        });
-        // Listed in /proc/mounts is not yet served: wait for the daemon to answer, so a
-        // test never kills it half-way through its handshake with fusermount3.
-        std::fs::read_dir(&mnt).unwrap().for_each(drop);
-        m
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.mnt.join(rel)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Sends `sig` to the daemon and waits for it to exit.
-    fn signal(&mut self, sig: i32) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.as_ref().unwrap().id() as i32, sig) };
-        self.wait()
-    }
-
-    fn wait(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let t = Instant::now();
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(t.elapsed() < Duration::from_secs(20), "daemon did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.signal(libc::SIGTERM);
-        }
-        if is_mounted(&self.mnt) {
-            let _ = Command::new("fusermount3")
-                .args(["-u", "-z"])
-                .arg(&self.mnt)
-                .status();
-        }
-    }
-}
-
 fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut v = Vec::new();
     File::open(path)?.read_to_end(&mut v)?;
@@ -211,7 +94,7 @@ fn tree_stat_and_whole_files_match_extract_and_the_oracle() {
         return;
     }
     let fx = Fixture::new();
-    let m = Mount::start(&fx, "mnt", &[]);
+    let m = Mount::start(&fx.arch, fx.dir.path(), "mnt", &[]);
     let names = |p: &Path| -> HashSet<String> {
         std::fs::read_dir(p)
             .unwrap()
@@ -279,7 +162,7 @@ fn sixteen_threads_of_random_reads_equal_the_oracle() {
         return;
     }
     let fx = Fixture::new();
-    let m = Mount::start(&fx, "mnt", &["--cache-size", "4MiB"]);
+    let m = Mount::start(&fx.arch, fx.dir.path(), "mnt", &["--cache-size", "4MiB"]);
     let oracles: Vec<(PathBuf, Vec<u8>)> = RECORDINGS
         .iter()
         .map(|(rec, ..)| (m.path(&format!("{rec}.wav")), fx.oracle(rec)))
@@ -359,7 +242,7 @@ fn sox_ffprobe_and_python_read_the_mounted_files() {
         return;
     }
     let fx = Fixture::new();
-    let m = Mount::start(&fx, "mnt", &[]);
+    let m = Mount::start(&fx.arch, fx.dir.path(), "mnt", &[]);
     let stereo = m.path("site3/stereo.wav");
     let frames = (44_100.0 * 7.1) as u64;
     if let Some(out) = client("soxi", &[&stereo]) {
@@ -409,7 +292,7 @@ fn writes_fail_with_erofs() {
         return;
     }
     let fx = Fixture::new();
-    let m = Mount::start(&fx, "mnt", &[]);
+    let m = Mount::start(&fx.arch, fx.dir.path(), "mnt", &[]);
     let f = m.path("20250601_040000.wav");
     let erofs = |r: std::io::Result<()>, what: &str| {
         let e = r.expect_err(what);
@@ -458,14 +341,14 @@ fn sigterm_unmounts_and_exits_zero_and_sigkill_leaves_no_mount() {
         return;
     }
     let fx = Fixture::new();
-    let mut m = Mount::start(&fx, "term", &[]);
+    let mut m = Mount::start(&fx.arch, fx.dir.path(), "term", &[]);
     let status = m.signal(libc::SIGTERM);
     assert!(status.success(), "SIGTERM: {status}; log: {}", m.log());
     assert!(!is_mounted(&m.mnt), "still mounted after SIGTERM");
 
     // With a file open, SIGTERM detaches the mount at once (like `umount -l`); the
     // open file keeps reading and the daemon exits 0 when it is closed.
-    let mut m = Mount::start(&fx, "busy", &[]);
+    let mut m = Mount::start(&fx.arch, fx.dir.path(), "busy", &[]);
     let f = File::open(m.path("site3/narrow.wav")).unwrap();
     let pid = m.child.as_ref().unwrap().id() as i32;
     unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -484,7 +367,7 @@ fn sigterm_unmounts_and_exits_zero_and_sigkill_leaves_no_mount() {
     );
 
     // Without auto_unmount too (a plain umount fails while a file is open).
-    let mut m = Mount::start(&fx, "busy2", &["-o", "noauto_unmount"]);
+    let mut m = Mount::start(&fx.arch, fx.dir.path(), "busy2", &["-o", "noauto_unmount"]);
     let f = File::open(m.path("site3/narrow.wav")).unwrap();
     let pid = m.child.as_ref().unwrap().id() as i32;
     unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -499,7 +382,7 @@ fn sigterm_unmounts_and_exits_zero_and_sigkill_leaves_no_mount() {
         m.log()
     );
 
-    let mut m = Mount::start(&fx, "kill", &[]);
+    let mut m = Mount::start(&fx.arch, fx.dir.path(), "kill", &[]);
     m.signal(libc::SIGKILL);
     // auto_unmount: fusermount3 notices the daemon's death and unmounts
     wait_until("auto_unmount", Duration::from_secs(30), || {
@@ -517,7 +400,7 @@ fn fusermount_and_umount_end_the_daemon_cleanly() {
         if cmd[0] == "umount" && unsafe { libc::geteuid() } != 0 {
             continue;
         }
-        let mut m = Mount::start(&fx, name, &[]);
+        let mut m = Mount::start(&fx.arch, fx.dir.path(), name, &[]);
         let st = Command::new(cmd[0])
             .args(&cmd[1..])
             .arg(&m.mnt)
@@ -614,7 +497,7 @@ fn a_corrupt_recording_gives_eio_while_the_others_read_fine() {
     // A recording whose attributes are unreadable is listed but cannot be opened.
     let attrs = fx.arch.join("site3/narrow/zarr.json");
     std::fs::write(&attrs, b"{ not json").unwrap();
-    let m = Mount::start(&fx, "mnt", &[]);
+    let m = Mount::start(&fx.arch, fx.dir.path(), "mnt", &[]);
 
     let bad = m.path("20250601_040000.wav");
     // stat needs no decoding: the size is still exact
@@ -657,7 +540,7 @@ fn archive_files_vanishing_while_mounted_give_eio_then_recover() {
     }
     let fx = Fixture::new();
     // a cache too small for any span: every read decodes from the archive's files
-    let m = Mount::start(&fx, "mnt", &["--cache-size", "16KiB"]);
+    let m = Mount::start(&fx.arch, fx.dir.path(), "mnt", &["--cache-size", "16KiB"]);
     let oracle = fx.oracle("site3/stereo");
     let direct_read = || -> std::io::Result<Vec<u8>> {
         let f = std::fs::OpenOptions::new()
@@ -717,7 +600,7 @@ fn readdir_lists_ten_thousand_recordings_exactly_once() {
     }
     expected.insert("seed.wav".into());
     let fx = Fixture { dir, arch };
-    let m = Mount::start(&fx, "mnt", &[]);
+    let m = Mount::start(&fx.arch, fx.dir.path(), "mnt", &[]);
     for pass in 0..2 {
         let mut seen = HashSet::new();
         for e in std::fs::read_dir(m.path("many")).unwrap() {
@@ -798,7 +681,7 @@ fn a_recording_named_like_a_wav_file_serves_its_own_bytes() {
     let o = run(&[&"import", &"--codec", &"opus", &arch, &a, &b]);
     assert!(o.status.success(), "{}", stderr(&o));
     let fx = Fixture { dir, arch };
-    let m = Mount::start(&fx, "mnt", &[]);
+    let m = Mount::start(&fx.arch, fx.dir.path(), "mnt", &[]);
     for (rec, shown) in [("take", "take.wav"), ("take.wav", "take.wav.wav")] {
         let oracle = fx.oracle(rec);
         assert_eq!(

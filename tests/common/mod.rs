@@ -2,6 +2,8 @@
 //! oracle, and running the real binary.
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod mount;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,229 @@
+//! The lossless codecs (FLAC, PCM) lose nothing: every test input's samples come back
+//! bit for bit through `extract` and through a real mount, in the input's own bit depth,
+//! and any byte range of the served file equals the same slice of the whole file.
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use common::mount::{Mount, fuse_available};
+use common::{run, stderr};
+use proptest::prelude::*;
+use zarr_wavfs::archive::Archive;
+use zarr_wavfs::engine::Engine;
+use zarr_wavfs::wav_file::{WavFile, served_format};
+
+/// The lossless codecs under test.
+const CODECS: [&str; 1] = ["pcm"];
+
+/// (name, rate, channels, bits, float, frames): every shape the issue lists, with
+/// lengths that are not a multiple of any chunk or block size.
+const SHAPES: [(&str, u32, u16, u16, bool, u64); 9] = [
+    ("m16_8k", 8_000, 1, 16, false, 8_000 * 7 + 3),
+    ("s16_44k", 44_100, 2, 16, false, 44_100 * 5 + 11),
+    ("s24_44k", 44_100, 2, 24, false, 44_100 * 4 + 1),
+    ("c6_24_48k", 48_000, 6, 24, false, 48_000 * 2 + 7),
+    ("c8_16_48k", 48_000, 8, 16, false, 48_000 + 5),
+    ("bat16_384k", 384_000, 1, 16, false, 384_000 * 3 + 9),
+    ("bat24_384k", 384_000, 1, 24, false, 384_000 * 2 + 1),
+    ("one_frame", 48_000, 2, 16, false, 1),
+    ("f32_48k", 48_000, 2, 32, true, 48_000 * 3 + 2),
+];
+
+struct Fixture {
+    dir: PathBuf,
+    arch: PathBuf,
+}
+
+/// Every shape imported with every lossless codec it fits (FLAC holds integers only),
+/// in another process, into folders named after the codecs.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let arch = dir.join("arch");
+        for (name, rate, ch, bits, float, frames) in SHAPES {
+            common::write_wav(
+                &dir.join(format!("{name}.wav")),
+                rate,
+                ch,
+                bits,
+                float,
+                frames,
+            );
+        }
+        for codec in CODECS {
+            let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+                vec![&"import", &arch, &"--codec", &codec, &"--into", &codec];
+            let inputs: Vec<PathBuf> = SHAPES
+                .iter()
+                .filter(|s| codec != "flac" || !s.4)
+                .map(|s| dir.join(format!("{}.wav", s.0)))
+                .collect();
+            for p in &inputs {
+                args.push(p);
+            }
+            let o = run(&args);
+            assert!(o.status.success(), "import --codec {codec}: {}", stderr(&o));
+        }
+        Fixture { dir, arch }
+    })
+}
+
+fn recordings() -> Vec<(&'static str, &'static str)> {
+    CODECS
+        .iter()
+        .flat_map(|&c| {
+            SHAPES
+                .iter()
+                .filter(move |s| c != "flac" || !s.4)
+                .map(move |s| (c, s.0))
+        })
+        .collect()
+}
+
+/// The bytes of a WAV file's `data` chunk (RIFF or RF64), found by walking its chunks.
+fn data_chunk(wav: &[u8]) -> &[u8] {
+    assert!(wav.len() >= 12 && (&wav[..4] == b"RIFF" || &wav[..4] == b"RF64"));
+    let mut at = 12;
+    let mut ds64_data = None;
+    while at + 8 <= wav.len() {
+        let id = &wav[at..at + 4];
+        let size = u32::from_le_bytes(wav[at + 4..at + 8].try_into().unwrap()) as usize;
+        if id == b"ds64" {
+            ds64_data = Some(u64::from_le_bytes(
+                wav[at + 16..at + 24].try_into().unwrap(),
+            ));
+        }
+        if id == b"data" {
+            let len = match (size, ds64_data) {
+                (0xFFFF_FFFF, Some(n)) => n as usize,
+                _ => size,
+            };
+            return &wav[at + 8..at + 8 + len];
+        }
+        at += 8 + size + size % 2;
+    }
+    panic!("no data chunk");
+}
+
+/// `fmt ` fields: (format tag, channels, rate, bits per sample).
+fn fmt_of(wav: &[u8]) -> (u16, u16, u32, u16) {
+    let at = wav.windows(4).position(|w| w == b"fmt ").unwrap() + 8;
+    let u16_at = |i: usize| u16::from_le_bytes([wav[at + i], wav[at + i + 1]]);
+    (
+        u16_at(0),
+        u16_at(2),
+        u32::from_le_bytes(wav[at + 4..at + 8].try_into().unwrap()),
+        u16_at(14),
+    )
+}
+
+fn extract(f: &Fixture, rec: &str) -> Vec<u8> {
+    let out = f.dir.join(format!("{}.out.wav", rec.replace('/', "_")));
+    let o = run(&[&"extract", &f.arch, &rec, &"-o", &out]);
+    assert!(o.status.success(), "extract {rec}: {}", stderr(&o));
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn extract_gives_back_every_sample_in_the_source_bit_depth() {
+    let f = fixture();
+    for (codec, name) in recordings() {
+        let src = std::fs::read(f.dir.join(format!("{name}.wav"))).unwrap();
+        let got = extract(f, &format!("{codec}/{name}"));
+        let (s, g) = (fmt_of(&src), fmt_of(&got));
+        assert_eq!((s.1, s.2, s.3), (g.1, g.2, g.3), "{codec}/{name}: shape");
+        assert!(
+            data_chunk(&got) == data_chunk(&src),
+            "{codec}/{name}: samples differ"
+        );
+    }
+}
+
+#[test]
+fn the_mount_serves_the_same_bytes_as_extract() {
+    if !fuse_available() {
+        return;
+    }
+    let f = fixture();
+    let m = Mount::start(&f.arch, &f.dir, "mnt", &[]);
+    for (codec, name) in recordings() {
+        let rec = format!("{codec}/{name}");
+        let served = std::fs::read(m.path(&format!("{rec}.wav"))).unwrap();
+        let src = std::fs::read(f.dir.join(format!("{name}.wav"))).unwrap();
+        assert!(
+            served == extract(f, &rec),
+            "{rec}: mount differs from extract"
+        );
+        assert!(
+            data_chunk(&served) == data_chunk(&src),
+            "{rec}: samples differ"
+        );
+    }
+}
+
+#[test]
+fn ls_and_info_show_codec_and_compression() {
+    let f = fixture();
+    let o = run(&[&"ls", &f.arch]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ls = common::stdout(&o);
+    for codec in CODECS {
+        let line = ls
+            .lines()
+            .find(|l| l.contains("s24_44k.wav") && l.contains(codec))
+            .unwrap_or_else(|| panic!("no {codec} line for s24_44k in {ls}"));
+        assert!(line.contains("int24") && line.contains("stored"), "{line}");
+    }
+    let o = run(&[&"info", &f.arch, &"pcm/f32_48k"]);
+    let info = common::stdout(&o);
+    assert!(info.contains("codec:                pcm"), "{info}");
+    assert!(info.contains("sample format:        float32"), "{info}");
+}
+
+/// Reads through the library's `WavFile`, the reader under both extract and the mount.
+fn wav_file(f: &Fixture, rec: &str) -> WavFile {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    let engine = ENGINE.get_or_init(|| Engine::new(8 << 20));
+    let archive = Archive::open(&f.arch).unwrap();
+    let r = engine.open(&archive, rec).unwrap();
+    let format = served_format(None, r.meta());
+    WavFile::whole(r, format).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Any byte range of any lossless recording equals the same slice of the whole file.
+    #[test]
+    fn any_byte_range_equals_the_slice_of_the_whole_file(
+        which in 0usize..64,
+        at in 0.0f64..1.0,
+        len in 1u64..300_000,
+    ) {
+        let f = fixture();
+        let recs = recordings();
+        let (codec, name) = recs[which % recs.len()];
+        let rec = format!("{codec}/{name}");
+        let whole = whole_file(f, &rec);
+        let file = wav_file(f, &rec);
+        let offset = (at * (whole.len() as f64 + 100.0)) as u64;
+        let mut got = Vec::new();
+        file.read_at(offset, len, &mut got).unwrap();
+        let a = (offset as usize).min(whole.len());
+        let b = (offset + len).min(whole.len() as u64) as usize;
+        prop_assert!(got == whole[a..b], "{} at {}+{}", rec, offset, len);
+    }
+}
+
+/// The whole served file, once per recording.
+fn whole_file(f: &Fixture, rec: &str) -> Vec<u8> {
+    static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>> =
+        OnceLock::new();
+    let mut c = CACHE.get_or_init(Default::default).lock().unwrap();
+    c.entry(rec.to_string())
+        .or_insert_with(|| extract(f, rec))
+        .clone()
+}
