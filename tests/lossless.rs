@@ -121,10 +121,15 @@ fn fmt_of(wav: &[u8]) -> (u16, u16, u32, u16) {
 }
 
 fn extract(f: &Fixture, rec: &str) -> Vec<u8> {
-    let out = f.dir.join(format!("{}.out.wav", rec.replace('/', "_")));
+    // a name of its own per call: tests run in parallel and may extract the same one
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let out = f.dir.join(format!("{}.{n}.out.wav", rec.replace('/', "_")));
     let o = run(&[&"extract", &f.arch, &rec, &"-o", &out]);
     assert!(o.status.success(), "extract {rec}: {}", stderr(&o));
-    std::fs::read(out).unwrap()
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::remove_file(out).unwrap();
+    bytes
 }
 
 #[test]
@@ -226,4 +231,51 @@ fn whole_file(f: &Fixture, rec: &str) -> Vec<u8> {
     c.entry(rec.to_string())
         .or_insert_with(|| extract(f, rec))
         .clone()
+}
+
+/// zarr-python reads a PCM recording's `samples` array directly and gets the source's
+/// numbers (as soundfile reads them from the source WAV).
+#[test]
+fn zarr_python_reads_pcm_samples_as_the_source_holds_them() {
+    let f = fixture();
+    let has = std::process::Command::new("python3")
+        .args(["-c", "import zarr, soundfile, numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "zarr-python/soundfile missing in CI (scripts/setup.sh installs them)"
+        );
+        eprintln!("SKIPPED: zarr-python or soundfile not installed; run scripts/setup.sh");
+        return;
+    }
+    let script = r#"
+import sys, zarr, numpy as np, soundfile as sf
+arch, dir = sys.argv[1], sys.argv[2]
+g = zarr.open_group(arch, mode="r")
+for spec in sys.argv[3:]:
+    name, bits, is_float = spec.split(":")
+    a = g[f"pcm/{name}/samples"]
+    got = a[:]
+    if is_float == "1":
+        want, _ = sf.read(f"{dir}/{name}.wav", dtype="float32", always_2d=True)
+    else:
+        raw, _ = sf.read(f"{dir}/{name}.wav", dtype="int32", always_2d=True)
+        want = raw >> (32 - int(bits))
+    assert got.shape == want.shape, (name, got.shape, want.shape)
+    assert np.array_equal(got, want), name
+    print(name, a.dtype, a.shape)
+"#;
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", script]).arg(&f.arch).arg(&f.dir);
+    for (name, _, _, bits, float, _) in SHAPES {
+        cmd.arg(format!("{name}:{bits}:{}", u8::from(float)));
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().count(),
+        SHAPES.len()
+    );
 }

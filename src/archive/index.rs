@@ -43,9 +43,15 @@ impl PageRow {
 
 /// SHA-256 of the rows as stored (each row as four little-endian i64), lower-case hex.
 pub fn digest(rows: &[PageRow]) -> String {
+    digest_rows(rows.iter().map(PageRow::to_i64))
+}
+
+/// SHA-256 of index rows, each as four little-endian i64, lower-case hex: the
+/// `index_sha256` of every codec's index.
+pub fn digest_rows(rows: impl IntoIterator<Item = [i64; 4]>) -> String {
     let mut h = Sha256::new();
     for r in rows {
-        for v in r.to_i64() {
+        for v in r {
             h.update(v.to_le_bytes());
         }
     }

@@ -1,21 +1,25 @@
 //! The `samples` array of PCM recordings (docs/FORMAT.md, "`samples`"): the samples
 //! themselves as a Zarr-native 2-D array `[frames, channels]`, so that zarr-python reads
-//! `archive["site/rec/samples"][a:b]` directly. Chunked by time, zstd-compressed, grouped
-//! into shards; beside it one CRC-32C per chunk, because a missing chunk or shard file
-//! reads as fill values in Zarr and must not pass for silence.
+//! `archive["site/rec/samples"][a:b]` directly. Chunked by time, compressed (blosc: zstd
+//! after a bit shuffle), grouped into shards; beside it one CRC-32C per chunk, because a
+//! missing chunk or shard file reads as fill values in Zarr and must not pass for silence.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use zarrs::array::{Array, ArrayBuilder, ArrayShardedExt, DataType, codec::ZstdCodec, data_type};
+use zarrs::array::codec::{BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode};
+use zarrs::array::{Array, ArrayBuilder, ArrayShardedExt, DataType, data_type};
 use zarrs::filesystem::FilesystemStore;
 
 use super::{ArchiveError, SampleKind};
 
 /// Chunks per shard file: about 16 to 64 s of audio per file at the usual shapes.
 pub const SHARD_CHUNKS: u64 = 16;
-/// zstd level of the chunks (see docs/FORMAT.md for the measurement behind it).
-const ZSTD_LEVEL: i32 = 3;
+/// Compression of the chunks: blosc with zstd at level 5 after a bit shuffle. Measured
+/// on 16-bit recordings it stores 66–72% where plain zstd stores 84–90%, and on 24-bit
+/// noise 38% where zstd stores 41% (docs/FORMAT.md). Blosc has no checksum of its own;
+/// the per-chunk CRC-32C covers that.
+const BLOSC_LEVEL: u8 = 5;
 /// Longest chunk in seconds, and largest in bytes of samples.
 const CHUNK_MAX_SECS: u64 = 4;
 const CHUNK_MAX_BYTES: u64 = 1 << 20;
@@ -150,7 +154,14 @@ impl SamplesWriter {
         chunk_frames: u64,
     ) -> Result<Self, ArchiveError> {
         let path = dir.join("samples");
-        let zstd = Arc::new(ZstdCodec::new(ZSTD_LEVEL, true));
+        let blosc = BloscCodec::new(
+            BloscCompressor::Zstd,
+            BloscCompressionLevel::try_from(BLOSC_LEVEL).expect("valid level"),
+            None,
+            BloscShuffleMode::BitShuffle,
+            Some(bytes_per_sample(kind) as usize),
+        )
+        .map_err(|e| ArchiveError::zarr(&path, e))?;
         let ch = u64::from(channels);
         let mut b = ArrayBuilder::new(
             vec![0, ch],
@@ -163,7 +174,7 @@ impl SamplesWriter {
             },
         );
         b.subchunk_shape(vec![chunk_frames, ch])
-            .bytes_to_bytes_codecs(vec![zstd])
+            .bytes_to_bytes_codecs(vec![Arc::new(blosc)])
             .dimension_names(Some([Some("time"), Some("channel")]));
         let array = b
             .build(store.clone(), "/samples")

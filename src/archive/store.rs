@@ -160,8 +160,8 @@ impl RecordingStore {
         self.root.join(&self.path)
     }
 
-    /// The page index, checked against the digest in the metadata.
-    pub fn read_index(&self) -> Result<PageIndex, ArchiveError> {
+    /// The rows of `index`, checked against the shape and digest in the metadata.
+    pub fn read_index_rows(&self) -> Result<Vec<[i64; 4]>, ArchiveError> {
         let dir = self.dir().join("index");
         let n = self.meta.index_rows;
         let array = Array::open(
@@ -169,26 +169,38 @@ impl RecordingStore {
             &zarr_path(&format!("{}/index", self.path)),
         )
         .map_err(|e| ArchiveError::zarr(&dir, e))?;
-        if array.shape() != [n, PageRow::COLUMNS as u64] {
+        if array.shape() != [n, 4] {
             return Err(ArchiveError::damaged(
                 &dir,
                 format!("index has shape {:?}, expected [{n}, 4]", array.shape()),
             ));
         }
         let v: Vec<i64> = array
-            .retrieve_array_subset(&[0..n, 0..PageRow::COLUMNS as u64])
+            .retrieve_array_subset(&[0..n, 0..4])
             .map_err(|e| ArchiveError::zarr(&dir, e))?;
-        let rows: Vec<PageRow> = v
-            .chunks_exact(PageRow::COLUMNS)
-            .map(PageRow::from_i64)
-            .collect::<Option<_>>()
-            .ok_or_else(|| ArchiveError::damaged(&dir, "negative value in index"))?;
-        if index::digest(&rows) != self.meta.index_sha256 {
+        let rows: Vec<[i64; 4]> = v
+            .chunks_exact(4)
+            .map(|c| c.try_into().expect("chunks of 4"))
+            .collect();
+        if index::digest_rows(rows.iter().copied()) != self.meta.index_sha256 {
             return Err(ArchiveError::damaged(
                 &dir,
                 "index does not match its SHA-256 in the recording's metadata",
             ));
         }
+        Ok(rows)
+    }
+
+    /// The page index of an Opus recording, checked against the metadata.
+    pub fn read_index(&self) -> Result<PageIndex, ArchiveError> {
+        let rows: Vec<PageRow> = self
+            .read_index_rows()?
+            .iter()
+            .map(|r| PageRow::from_i64(r))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                ArchiveError::damaged(self.dir().join("index"), "negative value in index")
+            })?;
         Ok(PageIndex::new(rows, self.meta.stream_bytes))
     }
 

@@ -84,8 +84,14 @@ impl StagedRecording {
         SamplesWriter::create(self.store.clone(), &self.dir, kind, channels, chunk_frames)
     }
 
-    /// Writes the page index as the `index` array.
+    /// Writes an Opus page index as the `index` array.
     pub fn write_index(&self, rows: &[PageRow]) -> Result<(), ArchiveError> {
+        let rows: Vec<[i64; 4]> = rows.iter().map(PageRow::to_i64).collect();
+        self.write_index_rows(&rows)
+    }
+
+    /// Writes `index`: int64 rows of four columns, zstd-compressed.
+    pub fn write_index_rows(&self, rows: &[[i64; 4]]) -> Result<(), ArchiveError> {
         let err = |e: &dyn std::fmt::Display| ArchiveError::zarr(self.dir.join("index"), e);
         let n = rows.len() as u64;
         let zstd = Arc::new(ZstdCodec::new(9, false));
@@ -99,7 +105,7 @@ impl StagedRecording {
         .build(self.store.clone(), "/index")
         .map_err(|e| err(&e))?;
         array.store_metadata().map_err(|e| err(&e))?;
-        let flat: Vec<i64> = rows.iter().flat_map(PageRow::to_i64).collect();
+        let flat: Vec<i64> = rows.iter().flatten().copied().collect();
         array
             .store_array_subset(&[0..n, 0..4], flat)
             .map_err(|e| err(&e))?;
