@@ -11,8 +11,9 @@
 //! reserved for later.
 //!
 //! * **Plain RIFF** (the normal case):
-//!   `RIFF`, the RIFF size (u32, file length − 8), `WAVE`, then the `fmt ` chunk, then the `data`
-//!   chunk. No other chunks: in particular no `JUNK`/`ds64` placeholder, no
+//!   `RIFF`, the RIFF size (u32, file length − 8), `WAVE`, then the `fmt ` chunk, then
+//!   the `bext` chunk when the recording's start time is known (see [`Bext`]), then the
+//!   `data` chunk. No other chunks: in particular no `JUNK`/`ds64` placeholder, no
 //!   `fact`, no `LIST`.
 //! * **`fmt `**:
 //!   * [`SampleFormat::S16`] with 1 or 2 channels: the 16-byte
@@ -48,7 +49,7 @@
 //!   size field `0xFFFF_FFFF`.
 //!
 //! Header lengths (all bytes before the first sample) are therefore 44 (PCM)
-//! or 68 (extensible) for plain RIFF, and 80 or 104 for RF64.
+//! or 68 (extensible) for plain RIFF, and 80 or 104 for RF64, plus 610 with `bext`.
 
 use std::ops::Range;
 
@@ -191,6 +192,63 @@ pub struct WavLayout {
     pub sample_rate: u32,
     pub frames: u64,
     pub format: SampleFormat,
+    /// The `bext` chunk, when the recording's start is known.
+    pub bext: Option<Bext>,
+}
+
+/// A Broadcast Wave `bext` chunk (EBU Tech 3285, version 1): when the recording
+/// started, and where it came from.
+///
+/// Written between `fmt ` and `data`, 602 bytes of body: Description (256), Originator
+/// (32, `zarr-wavfs`), OriginatorReference (32, empty), OriginationDate (10,
+/// `yyyy-mm-dd`), OriginationTime (8, `hh:mm:ss`), TimeReference (u64 as two u32: the
+/// first sample's position in samples since that day's midnight), Version (u16 = 1),
+/// UMID (64, zero), and 190 reserved zero bytes; no CodingHistory. Text fields are ASCII
+/// (anything else becomes `?`), zero-padded, cut to their size. The date and time are
+/// UTC; EBU specifies local time without a zone, and an archive has no local zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bext {
+    pub description: String,
+    /// `yyyy-mm-dd`.
+    pub date: String,
+    /// `hh:mm:ss`.
+    pub time: String,
+    pub time_reference: u64,
+}
+
+/// Body size of the `bext` chunk without CodingHistory.
+const BEXT_LEN: u32 = 602;
+
+impl Bext {
+    fn push(&self, h: &mut Vec<u8>) {
+        fn text(h: &mut Vec<u8>, s: &str, len: usize) {
+            let mut b: Vec<u8> = s
+                .chars()
+                .map(|c| {
+                    if c.is_ascii() && c != '\0' {
+                        c as u8
+                    } else {
+                        b'?'
+                    }
+                })
+                .take(len)
+                .collect();
+            b.resize(len, 0);
+            h.extend_from_slice(&b);
+        }
+        let start = h.len();
+        h.extend_from_slice(b"bext");
+        h.extend_from_slice(&BEXT_LEN.to_le_bytes());
+        text(h, &self.description, 256);
+        text(h, "zarr-wavfs", 32);
+        text(h, "", 32);
+        text(h, &self.date, 10);
+        text(h, &self.time, 8);
+        h.extend_from_slice(&(self.time_reference as u32).to_le_bytes());
+        h.extend_from_slice(&((self.time_reference >> 32) as u32).to_le_bytes());
+        h.extend_from_slice(&1u16.to_le_bytes());
+        h.resize(start + 8 + BEXT_LEN as usize, 0);
+    }
 }
 
 /// How one read of `(offset, len)` bytes of the file maps onto the layout.
@@ -235,6 +293,7 @@ impl WavLayout {
             sample_rate,
             frames,
             format,
+            bext: None,
         };
         let block_align = layout.block_align();
         if u32::try_from(u64::from(sample_rate) * block_align).is_err() {
@@ -254,6 +313,12 @@ impl WavLayout {
             });
         }
         Ok(layout)
+    }
+
+    /// The same layout with a `bext` chunk (see [`Bext`]).
+    pub fn with_bext(mut self, bext: Bext) -> Self {
+        self.bext = Some(bext);
+        self
     }
 
     /// Bytes per frame: channels × bytes per sample.
@@ -314,6 +379,9 @@ impl WavLayout {
             h.extend_from_slice(b"WAVE");
         }
         self.push_fmt(&mut h);
+        if let Some(b) = &self.bext {
+            b.push(&mut h);
+        }
         h.extend_from_slice(b"data");
         let data_size = if rf64 {
             RF64_SIZE_MARKER
@@ -379,7 +447,12 @@ impl WavLayout {
 
     /// Header length of the plain-RIFF form (without `ds64`).
     fn plain_header_len(&self) -> u64 {
-        RIFF_HEADER_LEN + CHUNK_HEADER_LEN + u64::from(self.fmt_len()) + CHUNK_HEADER_LEN
+        let bext = if self.bext.is_some() {
+            CHUNK_HEADER_LEN + u64::from(BEXT_LEN)
+        } else {
+            0
+        };
+        RIFF_HEADER_LEN + CHUNK_HEADER_LEN + u64::from(self.fmt_len()) + bext + CHUNK_HEADER_LEN
     }
 
     /// 1 if the data length is odd (RIFF word alignment), else 0.
@@ -1003,12 +1076,14 @@ mod tests {
                 sample_rate: 0,
                 frames: u64::MAX,
                 format: SampleFormat::F32,
+                bext: None,
             },
             WavLayout {
                 channels: u16::MAX,
                 sample_rate: u32::MAX,
                 frames: u64::MAX,
                 format: SampleFormat::S24,
+                bext: Some(sample_bext()),
             },
         ] {
             let _ = bad.header();
@@ -1050,6 +1125,47 @@ mod tests {
         prop::sample::select(ALL_FORMATS.to_vec())
     }
 
+    fn sample_bext() -> Bext {
+        Bext {
+            description: "source: café.wav".into(),
+            date: "2025-06-01".into(),
+            time: "04:00:00".into(),
+            time_reference: 691_200_000 + (5 << 32),
+        }
+    }
+
+    /// The `bext` chunk sits between `fmt ` and `data`, 602 bytes of fields at their
+    /// EBU offsets, and readers that skip it (hound) still find the samples.
+    #[test]
+    fn bext_chunk_layout() {
+        for rf64 in [false, true] {
+            let frames = if rf64 { (1 << 32) / 2 } else { 5 };
+            let l = WavLayout::new(1, 48_000, frames, SampleFormat::S16)
+                .unwrap()
+                .with_bext(sample_bext());
+            let h = l.header();
+            assert_eq!(h.len() as u64, l.header_len());
+            assert_eq!(l.header_len(), if rf64 { 80 + 610 } else { 44 + 610 });
+            let at = h.windows(4).position(|w| w == b"bext").unwrap();
+            assert_eq!(&h[at - 24..at - 16], b"fmt \x10\0\0\0");
+            assert_eq!(u32_at(&h, at + 4), 602);
+            let body = &h[at + 8..at + 8 + 602];
+            assert_eq!(&body[..16], b"source: caf?.wav");
+            assert_eq!(&body[256..266], b"zarr-wavfs");
+            assert_eq!(&body[320..330], b"2025-06-01");
+            assert_eq!(&body[330..338], b"04:00:00");
+            assert_eq!(u64_at(body, 338), 691_200_000 + (5 << 32));
+            assert_eq!(u16::from_le_bytes([body[346], body[347]]), 1);
+            assert_eq!(&h[at + 610..at + 614], b"data");
+        }
+        let l = WavLayout::new(2, 44_100, 64, SampleFormat::S24)
+            .unwrap()
+            .with_bext(sample_bext());
+        let file = materialize(&l);
+        let r = hound::WavReader::new(Cursor::new(&file)).unwrap();
+        assert_eq!(r.duration(), 64);
+    }
+
     proptest! {
         /// Any read assembled from its plan equals the same slice of the
         /// fully materialized file.
@@ -1059,10 +1175,14 @@ mod tests {
             sample_rate in 1u32..=192_000,
             frames in 0u64..=40,
             format in any_format(),
-            offset in 0u64..600,
-            len in prop_oneof![0u64..600, Just(u64::MAX)],
+            bext in any::<bool>(),
+            offset in 0u64..1200,
+            len in prop_oneof![0u64..1200, Just(u64::MAX)],
         ) {
-            let layout = WavLayout::new(channels, sample_rate, frames, format).unwrap();
+            let mut layout = WavLayout::new(channels, sample_rate, frames, format).unwrap();
+            if bext {
+                layout = layout.with_bext(sample_bext());
+            }
             let file = materialize(&layout);
             prop_assert_eq!(file.len() as u64, layout.file_len());
             let plan = layout.map_read(offset, len);
@@ -1079,10 +1199,14 @@ mod tests {
             channels in 1u16..=255,
             frames in prop_oneof![0u64..1000, 0u64..(1 << 40), Just(u64::MAX / 2048)],
             format in any_format(),
+            bext in any::<bool>(),
             offset in any::<u64>(),
             len in any::<u64>(),
         ) {
-            let layout = WavLayout::new(channels, 8_000, frames, format).unwrap();
+            let mut layout = WavLayout::new(channels, 8_000, frames, format).unwrap();
+            if bext {
+                layout = layout.with_bext(sample_bext());
+            }
             let plan = layout.map_read(offset, len);
             let file_len = layout.file_len();
             let want = offset.saturating_add(len).min(file_len) - offset.min(file_len);

@@ -4,14 +4,56 @@
 use std::ops::Range;
 
 use crate::archive::RecordingMeta;
+use crate::archive::meta::civil_from_days;
 use crate::codec::CodecError;
 use crate::engine::Recording;
-use crate::wav::{SampleFormat, WavError, WavLayout};
+use crate::wav::{Bext, SampleFormat, WavError, WavLayout};
 
 /// The format a recording is served in: `choice` if given, else the one that keeps
 /// every sample exactly ([`SampleFormat::natural_for`] its sample kind).
 pub fn served_format(choice: Option<SampleFormat>, meta: &RecordingMeta) -> SampleFormat {
     choice.unwrap_or_else(|| SampleFormat::natural_for(meta.sample_kind()))
+}
+
+/// The layout of the WAV file of frames `frames` of the recording `meta` describes: its
+/// shape, and a `bext` chunk with the first frame's time when the start time is known.
+pub fn layout_for(
+    meta: &RecordingMeta,
+    frames: Range<u64>,
+    format: SampleFormat,
+) -> Result<WavLayout, WavError> {
+    let n = frames.end.saturating_sub(frames.start);
+    let layout = WavLayout::new(meta.channels, meta.original_sample_rate, n, format)?;
+    Ok(match bext_for(meta, frames.start) {
+        Some(b) => layout.with_bext(b),
+        None => layout,
+    })
+}
+
+/// The `bext` chunk of a file starting at frame `first`: the date and time of that
+/// frame (UTC, whole seconds) and its exact position in samples since that midnight.
+fn bext_for(meta: &RecordingMeta, first: u64) -> Option<Bext> {
+    let start = meta
+        .start_system_time()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let rate = u64::from(meta.original_sample_rate);
+    let day = start.as_secs() / 86_400;
+    let since_midnight = (start.as_secs() % 86_400) * rate
+        + (u64::from(start.subsec_nanos()) * rate).div_ceil(1_000_000_000)
+        + first;
+    let per_day = 86_400 * rate;
+    let (day, at) = (day + since_midnight / per_day, since_midnight % per_day);
+    let (y, m, d) = civil_from_days(day);
+    let secs = at / rate;
+    Some(Bext {
+        description: meta.source.as_ref().map_or_else(String::new, |s| {
+            format!("source: {}, sha256 {}", s.name, s.sha256)
+        }),
+        date: format!("{y:04}-{m:02}-{d:02}"),
+        time: format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+        time_reference: at,
+    })
 }
 
 pub struct WavFile {
@@ -27,8 +69,7 @@ impl WavFile {
     pub fn new(rec: Recording, frames: Range<u64>, format: SampleFormat) -> Result<Self, WavError> {
         let end = frames.end.min(rec.frames());
         let first = frames.start.min(end);
-        let m = rec.meta();
-        let layout = WavLayout::new(m.channels, m.original_sample_rate, end - first, format)?;
+        let layout = layout_for(rec.meta(), first..end, format)?;
         let header = layout.header();
         Ok(WavFile {
             rec,

@@ -17,7 +17,8 @@ use std::time::Duration;
 use common::mount::{Mount, fuse_available, is_mounted, wait_until};
 use common::{run, stderr};
 use zarr_wavfs::archive::Archive;
-use zarr_wavfs::wav::{SampleFormat, WavLayout, encode_i16};
+use zarr_wavfs::wav::{SampleFormat, encode_i16};
+use zarr_wavfs::wav_file::layout_for;
 
 /// An archive with three recordings of different shapes, in a temp dir.
 struct Fixture {
@@ -62,13 +63,7 @@ impl Fixture {
         let archive = Archive::open(&self.arch).unwrap();
         let samples = common::sequential_decode(&archive, rec);
         let m = archive.recording(rec).unwrap().meta().clone();
-        let layout = WavLayout::new(
-            m.channels,
-            m.original_sample_rate,
-            m.frames,
-            SampleFormat::S16,
-        )
-        .unwrap();
+        let layout = layout_for(&m, 0..m.frames, SampleFormat::S16).unwrap();
         let mut out = layout.header();
         encode_i16(&samples, SampleFormat::S16, &mut out);
         out.resize(layout.file_len() as usize, 0);

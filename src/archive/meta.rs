@@ -274,6 +274,20 @@ pub fn parse_utc(s: &str) -> Option<std::time::SystemTime> {
     Some(std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
 }
 
+/// The date `days` days after 1970-01-01, as (year, month, day) (proleptic Gregorian;
+/// Howard Hinnant's `civil_from_days`).
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + u64::from(m <= 2), m, d)
+}
+
 fn kind(attrs: &Attrs) -> Option<&str> {
     attrs.get(ATTR_KEY)?.get("kind")?.as_str()
 }
@@ -331,6 +345,24 @@ pub fn check_archive_marker(root: &Path, attrs: &Attrs) -> Result<(), ArchiveErr
 mod tests {
     use super::parse_utc;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn civil_dates_invert_parse_utc() {
+        for s in [
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T12:00:00Z",
+            "2025-06-01T04:00:00Z",
+            "2100-03-01T00:00:00Z",
+        ] {
+            let secs = parse_utc(s)
+                .unwrap()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let (y, m, d) = super::civil_from_days(secs / 86_400);
+            assert_eq!(format!("{y:04}-{m:02}-{d:02}"), s[..10]);
+        }
+    }
 
     #[test]
     fn parses_utc_times() {

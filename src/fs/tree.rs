@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use crate::archive::{Archive, ArchiveError, Entry, RecordingMeta};
 use crate::wav::{SampleFormat, WavLayout};
-use crate::wav_file::served_format;
+use crate::wav_file::{layout_for, served_format};
 
 use super::names::shown_name;
 
@@ -98,13 +98,9 @@ impl Tree {
                 }
                 Entry::Recording { meta, .. } => {
                     let file = meta.map_err(|e| e.to_string()).and_then(|meta| {
-                        let layout = WavLayout::new(
-                            meta.channels,
-                            meta.original_sample_rate,
-                            meta.frames,
-                            served_format(format, &meta),
-                        )
-                        .map_err(|e| e.to_string())?;
+                        let layout =
+                            layout_for(&meta, 0..meta.frames, served_format(format, &meta))
+                                .map_err(|e| e.to_string())?;
                         Ok(Box::new(FileInfo { meta, layout }))
                     });
                     let mtime = file

@@ -4,8 +4,7 @@ use std::fmt::Write as _;
 
 use crate::archive::{Archive, ArchiveError, Entry, RecordingMeta, StreamBytes as _};
 use crate::codec::opus::current_fingerprint;
-use crate::wav::WavLayout;
-use crate::wav_file::served_format;
+use crate::wav_file::{layout_for, served_format};
 
 /// "1:02:03.5" style duration.
 pub fn format_duration(secs: f64) -> String {
@@ -37,13 +36,7 @@ pub fn format_bytes(n: u64) -> String {
 
 /// Size of the WAV file served for `m` in its own sample format.
 fn wav_size(m: &RecordingMeta) -> u64 {
-    WavLayout::new(
-        m.channels,
-        m.original_sample_rate,
-        m.frames,
-        served_format(None, m),
-    )
-    .map_or(0, |l| l.file_len())
+    layout_for(m, 0..m.frames, served_format(None, m)).map_or(0, |l| l.file_len())
 }
 
 /// "4.2 MiB stored, 57.1%": the audio's bytes on disk, and their share of the samples'
