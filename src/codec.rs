@@ -4,6 +4,7 @@
 //! independently of each other (for Opus: from one checkpoint to the next). The engine
 //! caches and prefetches spans without knowing what codec made them.
 
+pub mod flac;
 pub mod opus;
 pub mod pcm;
 

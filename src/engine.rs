@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use span_cache::SpanCache;
 
 use crate::archive::{Archive, RecordingMeta};
+use crate::codec::flac::FlacSource;
 use crate::codec::opus::OpusSource;
 use crate::codec::pcm::PcmSource;
 use crate::codec::{CodecError, SampleKind, Samples, SpanSource};
@@ -41,6 +42,7 @@ impl Engine {
         let meta = store.meta().clone();
         let source: Arc<dyn SpanSource> = match meta.codec.as_str() {
             "pcm" => Arc::new(PcmSource::open(store)?),
+            "flac" => Arc::new(FlacSource::open(store)?),
             _ => Arc::new(OpusSource::open(store)?),
         };
         Ok(self.wrap(meta, source))

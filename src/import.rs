@@ -11,6 +11,7 @@ use crate::archive::samples::{Samples, chunk_frames_for};
 use crate::archive::writer::{StagedRecording, clean_stale_staging};
 use crate::archive::{Archive, ArchiveError, RecordingMeta, SampleKind, SourceInfo};
 use crate::codec::CodecError;
+use crate::codec::flac::{self, FlacEncoder, FlacError};
 use crate::codec::opus::{OggOpusEncoder, write_checkpoints};
 use crate::input::{self, Block, InputError, InputReader, InputSpec, SampleKind as InKind};
 
@@ -60,6 +61,8 @@ impl Default for ImportOptions {
 pub enum ImportError {
     #[error("{path}: {message}")]
     Input { path: PathBuf, message: String },
+    #[error(transparent)]
+    Read(#[from] InputError),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error(transparent)]
@@ -242,14 +245,18 @@ impl Codec {
 /// codec cannot hold are refused here, before anything is written.
 fn choose_codec(asked: Option<Codec>, spec: &InputSpec, path: &Path) -> Result<Codec, ImportError> {
     let codec = asked.unwrap_or(match spec.kind {
-        InKind::Float32 => Codec::Pcm,
-        InKind::Int { .. } => Codec::Flac,
+        InKind::Int { bits } if FLAC_BITS.contains(&bits) => Codec::Flac,
+        _ => Codec::Pcm,
     });
     let refuse = |why: String| Err(input_err(path, why));
     match codec {
         Codec::Flac => {
-            if spec.kind == InKind::Float32 {
-                return refuse("FLAC stores integer samples only; this input is 32-bit float (use --codec pcm, or leave --codec out)".into());
+            match spec.kind {
+                InKind::Float32 => return refuse("FLAC stores integer samples only; this input is 32-bit float (use --codec pcm, or leave --codec out)".into()),
+                InKind::Int { bits } if !FLAC_BITS.contains(&bits) => {
+                    return refuse(format!("{bits}-bit samples: FLAC is written at 8, 12, 16, 20 or 24 bits here (use --codec pcm, or leave --codec out)"));
+                }
+                InKind::Int { .. } => {}
             }
             if !(1..=8).contains(&spec.channels) {
                 return refuse(format!(
@@ -281,21 +288,88 @@ fn choose_codec(asked: Option<Codec>, spec: &InputSpec, path: &Path) -> Result<C
     Ok(codec)
 }
 
+/// Whether the file starts with the FLAC marker.
+fn is_flac(path: &Path) -> Result<bool, ImportError> {
+    let mut magic = [0u8; 4];
+    let mut f = std::fs::File::open(path).map_err(|e| input_err(path, e.to_string()))?;
+    Ok(f.read_exact(&mut magic).is_ok() && &magic == b"fLaC")
+}
+
+/// Bit depths the FLAC encoder writes.
+const FLAC_BITS: [u16; 5] = [8, 12, 16, 20, 24];
+
+/// FLAC from samples: encoded here, then stored like a copied FLAC file.
+fn encode_flac(
+    mut reader: Box<dyn InputReader>,
+    staged: &StagedRecording,
+    path: &Path,
+) -> Result<RecordingMeta, ImportError> {
+    let spec = reader.spec().clone();
+    let InKind::Int { bits } = spec.kind else {
+        unreachable!("choose_codec sends only integer input to FLAC")
+    };
+    let flac = |e: FlacError| input_err(path, format!("FLAC encoder: {e}"));
+    let mut enc = FlacEncoder::new(spec.channels, bits, spec.sample_rate).map_err(flac)?;
+    let mut frames = 0u64;
+    while let Some(block) = reader.read(BLOCK_FRAMES)? {
+        let Block::Int(v) = block else {
+            unreachable!("integer input yields integer blocks")
+        };
+        frames += (v.len() / usize::from(spec.channels)) as u64;
+        enc.push(&v).map_err(flac)?;
+    }
+    check_frames(path, &spec, frames)?;
+    store_flac(enc.finish().map_err(flac)?, staged, path)
+}
+
+/// Stores a complete FLAC file with its frame index, after checking that it decodes to
+/// the audio its STREAMINFO MD5 describes (when set): the archive must not keep a FLAC
+/// file that does not give back what it promises.
+fn store_flac(
+    bytes: Vec<u8>,
+    staged: &StagedRecording,
+    path: &Path,
+) -> Result<RecordingMeta, ImportError> {
+    let layout = flac::scan(&bytes).map_err(|e| input_err(path, format!("FLAC: {e}")))?;
+    let info = &layout.info;
+    if !(4..=24).contains(&info.bits_per_sample) {
+        return Err(input_err(
+            path,
+            format!(
+                "{}-bit FLAC cannot be decoded here (4 to 24 bits); decode it to WAV and import that with --codec pcm",
+                info.bits_per_sample
+            ),
+        ));
+    }
+    flac::check_audio(&bytes, &layout).map_err(|e| input_err(path, format!("FLAC: {e}")))?;
+    let frames = layout.frames.iter().map(|f| u64::from(f.samples)).sum();
+    let rows = flac::index_rows(&layout.frames);
+    staged.write_stream(&bytes)?;
+    staged.write_index_rows(&rows)?;
+    let spec = InputSpec {
+        sample_rate: info.sample_rate,
+        channels: info.channels,
+        kind: InKind::Int {
+            bits: info.bits_per_sample,
+        },
+        frames: Some(frames),
+        container: "flac",
+        lossy: false,
+        start_time: None,
+    };
+    Ok(RecordingMeta {
+        stream_bytes: bytes.len() as u64,
+        index_rows: rows.len() as u64,
+        index_sha256: index::digest_rows(rows),
+        ..base_meta(Codec::Flac, &spec, frames)
+    })
+}
+
 /// The sample kind a recording keeps for input samples of `kind`.
 fn stored_kind(kind: InKind) -> SampleKind {
     match kind {
         InKind::Int { bits } => SampleKind::Int(bits),
         InKind::Float32 => SampleKind::F32,
-    }
-}
-
-fn read_err(e: InputError) -> ImportError {
-    match e {
-        InputError::Invalid { path, message } => ImportError::Input { path, message },
-        other => ImportError::Input {
-            path: PathBuf::new(),
-            message: other.to_string(),
-        },
     }
 }
 
@@ -344,7 +418,7 @@ fn store_pcm(
     let kind = stored_kind(spec.kind);
     let chunk = chunk_frames_for(spec.sample_rate, spec.channels, kind);
     let mut w = staged.samples_writer(kind, spec.channels, chunk)?;
-    while let Some(block) = reader.read(BLOCK_FRAMES).map_err(read_err)? {
+    while let Some(block) = reader.read(BLOCK_FRAMES)? {
         w.push(&to_samples(block, kind))?;
     }
     let frames = w.finish()?;
@@ -384,7 +458,7 @@ fn encode_opus(
         })
     };
     let mut enc = OggOpusEncoder::new(stream_rate, spec.channels, bitrate, serial).map_err(opus)?;
-    while let Some(block) = reader.read(BLOCK_FRAMES).map_err(read_err)? {
+    while let Some(block) = reader.read(BLOCK_FRAMES)? {
         let f: Vec<f32> = match block {
             Block::Float(v) => v,
             Block::Int(v) => {
@@ -503,33 +577,40 @@ pub fn import_one(
     let path = &job.input;
     let source = source_info(path)?;
     let staged = StagedRecording::new(archive, &job.target)?;
-    let (mut meta, found_start) = match input::open(path) {
-        Err(InputError::OggOpus { .. }) => {
-            if let Some(c) = opts.codec.filter(|&c| c != Codec::Opus) {
-                return Err(input_err(
-                    path,
-                    format!(
-                        "an Ogg Opus input is stored as it is (codec opus), not as {}: it is lossy already",
-                        c.name()
-                    ),
-                ));
-            }
-            (store_opus(copy_ogg_opus(path)?, &staged, path, opts)?, None)
-        }
-        Err(e) => return Err(read_err(e)),
-        Ok(reader) => {
-            let spec = reader.spec().clone();
-            let meta = match choose_codec(opts.codec, &spec, path)? {
-                Codec::Pcm => store_pcm(reader, &staged, path)?,
-                Codec::Opus => store_opus(encode_opus(reader, path, opts)?, &staged, path, opts)?,
-                Codec::Flac => {
+    // A FLAC input kept as FLAC is copied byte for byte, only indexed.
+    let copy_flac = is_flac(path)? && opts.codec.is_none_or(|c| c == Codec::Flac);
+    let (mut meta, found_start) = if copy_flac {
+        let found = input::open(path)
+            .ok()
+            .and_then(|r| r.spec().start_time.clone());
+        let bytes = std::fs::read(path).map_err(|e| input_err(path, e.to_string()))?;
+        (store_flac(bytes, &staged, path)?, found)
+    } else {
+        match input::open(path) {
+            Err(InputError::OggOpus { .. }) => {
+                if let Some(c) = opts.codec.filter(|&c| c != Codec::Opus) {
                     return Err(input_err(
                         path,
-                        "FLAC storage is not available in this build yet (use --codec pcm or opus)",
+                        format!(
+                            "an Ogg Opus input is stored as it is (codec opus), not as {}: it is lossy already",
+                            c.name()
+                        ),
                     ));
                 }
-            };
-            (meta, spec.start_time)
+                (store_opus(copy_ogg_opus(path)?, &staged, path, opts)?, None)
+            }
+            Err(e) => return Err(e.into()),
+            Ok(reader) => {
+                let spec = reader.spec().clone();
+                let meta = match choose_codec(opts.codec, &spec, path)? {
+                    Codec::Pcm => store_pcm(reader, &staged, path)?,
+                    Codec::Opus => {
+                        store_opus(encode_opus(reader, path, opts)?, &staged, path, opts)?
+                    }
+                    Codec::Flac => encode_flac(reader, &staged, path)?,
+                };
+                (meta, spec.start_time)
+            }
         }
     };
     meta.start_time = opts

@@ -15,7 +15,7 @@ use zarr_wavfs::engine::Engine;
 use zarr_wavfs::wav_file::{WavFile, served_format};
 
 /// The lossless codecs under test.
-const CODECS: [&str; 1] = ["pcm"];
+const CODECS: [&str; 2] = ["flac", "pcm"];
 
 /// (name, rate, channels, bits, float, frames): every shape the issue lists, with
 /// lengths that are not a multiple of any chunk or block size.
@@ -277,5 +277,112 @@ for spec in sys.argv[3:]:
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).lines().count(),
         SHAPES.len()
+    );
+}
+
+/// A FLAC input is stored byte for byte (only indexed) by default, and serves the samples
+/// the reference decoder (`flac -d`) gives.
+#[test]
+fn a_flac_input_is_copied_byte_for_byte_and_serves_its_samples() {
+    let f = fixture();
+    let dir = f.dir.join("flac_copy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let flac_file = dir.join("in.flac");
+    let o = std::process::Command::new("flac")
+        .args(["-s", "-f", "-5", "-o"])
+        .arg(&flac_file)
+        .arg(f.dir.join("s24_44k.wav"))
+        .output()
+        .expect("the flac tool (scripts/setup.sh installs it)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let arch = dir.join("arch");
+    let o = run(&[&"import", &arch, &flac_file]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let archive = Archive::open(&arch).unwrap();
+    let rec = archive.recording("in").unwrap();
+    assert_eq!(rec.meta().codec, "flac");
+    let stored = zarr_wavfs::archive::StreamBytes::read(&rec, 0..rec.meta().stream_bytes).unwrap();
+    assert!(
+        stored == std::fs::read(&flac_file).unwrap(),
+        "stream differs from the input file"
+    );
+    let o = run(&[&"extract", &arch, &"in", &"-o", &dir.join("out.wav")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = std::process::Command::new("flac")
+        .args(["-s", "-d", "-f", "-o"])
+        .arg(dir.join("ref.wav"))
+        .arg(&flac_file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (got, want) = (
+        std::fs::read(dir.join("out.wav")).unwrap(),
+        std::fs::read(dir.join("ref.wav")).unwrap(),
+    );
+    assert!(
+        data_chunk(&got) == data_chunk(&want),
+        "samples differ from flac -d"
+    );
+}
+
+/// A damaged FLAC frame: `verify` names the frame; through the mount, reads of the span
+/// holding it fail with EIO while the rest of the file (and other files) read fine.
+#[test]
+fn a_corrupt_flac_frame_gives_eio_for_its_span_only() {
+    let f = fixture();
+    let dir = f.dir.join("flac_damage");
+    std::fs::create_dir_all(&dir).unwrap();
+    let arch = dir.join("arch");
+    let src = f.dir.join("s16_44k.wav");
+    let o = run(&[&"import", &arch, &src, &f.dir.join("m16_8k.wav")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let archive = Archive::open(&arch).unwrap();
+    let rec = archive.recording("s16_44k").unwrap();
+    let rows = rec.read_index_rows().unwrap();
+    // flip a byte in the middle of frame 20 (stream chunk 0: streams here are < 1 MiB)
+    let frame = rows[20];
+    let chunk = arch.join("s16_44k/stream/c/0");
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    let at = (frame[0] + frame[1] / 2) as usize;
+    bytes[at] ^= 0x10;
+    std::fs::write(&chunk, bytes).unwrap();
+
+    let o = run(&[&"verify", &arch]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("frame 20") || common::stdout(&o).contains("frame 20"),
+        "verify does not name frame 20: {} {}",
+        stderr(&o),
+        common::stdout(&o)
+    );
+
+    if !fuse_available() {
+        return;
+    }
+    let m = Mount::start(&arch, &dir, "mnt", &[]);
+    let file = std::fs::File::open(m.path("s16_44k.wav")).unwrap();
+    use std::os::unix::fs::FileExt;
+    let header = 44u64;
+    let mut buf = vec![0u8; 4096];
+    // the damaged frame's samples
+    let bad = header + frame[2] as u64 * 4;
+    let e = file.read_at(&mut buf, bad).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    // the first and last samples, in other spans, read fine and equal the source
+    let src_bytes = std::fs::read(&src).unwrap();
+    let src_data = data_chunk(&src_bytes);
+    file.read_exact_at(&mut buf, header).unwrap();
+    assert!(buf == src_data[..4096]);
+    let len = std::fs::metadata(m.path("s16_44k.wav")).unwrap().len();
+    file.read_exact_at(&mut buf, len - 4096).unwrap();
+    assert!(buf == src_data[src_data.len() - 4096..]);
+    // and the other recording is whole
+    let other = std::fs::read(m.path("m16_8k.wav")).unwrap();
+    let other_src = std::fs::read(f.dir.join("m16_8k.wav")).unwrap();
+    assert!(data_chunk(&other) == data_chunk(&other_src));
+    assert!(
+        m.log().contains("s16_44k"),
+        "the damage is not logged with its path: {}",
+        m.log()
     );
 }

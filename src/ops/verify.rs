@@ -4,8 +4,8 @@ use rayon::prelude::*;
 
 use crate::archive::index::{self};
 use crate::archive::{Archive, ArchiveError, RecordingStore, STAGING_DIR, StreamBytes};
-use crate::codec::CodecError;
 use crate::codec::opus::{build_checkpoints, current_fingerprint};
+use crate::codec::{CodecError, flac};
 
 /// One thing wrong (or worth knowing) about one recording.
 #[derive(Debug, Clone)]
@@ -59,12 +59,56 @@ fn verify_one(archive: &Archive, path: &str) -> Vec<Problem> {
     };
     let checked = match rec.meta().codec.as_str() {
         "pcm" => check_pcm(&rec),
+        "flac" => check_flac(&rec, &mut problem),
         _ => check_opus(&rec, &mut problem),
     };
     if let Err(e) = checked {
         problem(e.to_string(), true);
     }
     out
+}
+
+/// Scans the whole FLAC stream (every frame's CRCs), compares the frames with the index,
+/// and decodes everything against the STREAMINFO MD5.
+fn check_flac(
+    rec: &RecordingStore,
+    problem: &mut dyn FnMut(String, bool),
+) -> Result<(), CodecError> {
+    let m = rec.meta();
+    let stream = rec.dir().join("stream");
+    let damaged = |message: String| CodecError::Damaged {
+        path: stream.clone(),
+        message,
+    };
+    let rows = rec.read_index_rows()?;
+    let bytes = rec.read(0..m.stream_bytes)?;
+    let layout = flac::scan(&bytes).map_err(|e| damaged(e.to_string()))?;
+    if flac::index_rows(&layout.frames) != rows {
+        problem("index does not match the stream's frames".into(), true);
+    }
+    let info = &layout.info;
+    let kind = crate::archive::SampleKind::Int(info.bits_per_sample);
+    if info.channels != m.channels || info.sample_rate != m.sample_rate || kind != m.sample_kind() {
+        problem(
+            format!(
+                "metadata ({} ch, {} Hz, {}) disagrees with STREAMINFO ({} ch, {} Hz, {})",
+                m.channels,
+                m.sample_rate,
+                m.sample_format,
+                info.channels,
+                info.sample_rate,
+                kind.name()
+            ),
+            true,
+        );
+    }
+    if info.md5 == [0; 16] {
+        problem(
+            "STREAMINFO has no MD5: frames checked by CRC only".into(),
+            false,
+        );
+    }
+    flac::check_audio(&bytes, &layout).map_err(damaged)
 }
 
 /// Reads every chunk of a PCM recording, each checked against its CRC-32C.

@@ -1,0 +1,201 @@
+//! FLAC recordings as spans: runs of whole frames, found through the frame index and
+//! decoded on their own. FLAC frames need no decoder state from earlier frames, so no
+//! checkpoints are needed and every span equals the same samples of a full decode.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{FrameEntry, StreamInfo, decode_frames, stream_info};
+use crate::archive::{RecordingStore, StreamBytes};
+use crate::codec::{CodecError, SampleKind, Samples, SpanSource};
+
+/// A span grows by whole frames until it holds this many samples (all channels):
+/// 128 KiB at 16 bits, so a cold read decodes little more than it needs.
+const SPAN_SAMPLES: u64 = 1 << 17;
+
+pub struct FlacSource {
+    store: Arc<RecordingStore>,
+    /// `stream` on disk, for errors.
+    path: PathBuf,
+    info: StreamInfo,
+    /// Frames of the recording (the index covers exactly these).
+    total: u64,
+    frames: Vec<FrameEntry>,
+    /// First frame of each span (plus, last, the frame count).
+    span_frames: Vec<usize>,
+    starts: Vec<u64>,
+}
+
+impl FlacSource {
+    /// Opens a FLAC recording: reads and checks its frame index.
+    pub fn open(store: Arc<RecordingStore>) -> Result<Self, CodecError> {
+        let path = store.dir().join("stream");
+        let m = store.meta().clone();
+        let frames = frames_from_index(&store.read_index_rows()?, m.stream_bytes, m.frames)
+            .map_err(|message| CodecError::Damaged {
+                path: store.dir().join("index"),
+                message,
+            })?;
+        let head = store.read(0..frames[0].offset)?;
+        let info = stream_info(&head).map_err(|e| CodecError::Damaged {
+            path: path.clone(),
+            message: format!("FLAC header: {e}"),
+        })?;
+        if info.channels != m.channels
+            || info.sample_rate != m.sample_rate
+            || SampleKind::Int(info.bits_per_sample) != m.sample_kind()
+        {
+            return Err(CodecError::Damaged {
+                path,
+                message: "STREAMINFO disagrees with the recording's metadata".into(),
+            });
+        }
+        let ch = u64::from(m.channels);
+        let (mut span_frames, mut starts) = (vec![0], vec![0]);
+        let mut in_span = 0;
+        for (i, f) in frames.iter().enumerate() {
+            if in_span > 0 && (in_span + u64::from(f.samples)) * ch > SPAN_SAMPLES {
+                span_frames.push(i);
+                starts.push(f.first_sample);
+                in_span = 0;
+            }
+            in_span += u64::from(f.samples);
+        }
+        span_frames.push(frames.len());
+        Ok(FlacSource {
+            store,
+            path,
+            info,
+            total: m.frames,
+            frames,
+            span_frames,
+            starts,
+        })
+    }
+}
+
+/// The frame table from `index` rows `[offset, length, first sample, samples]`, checked:
+/// frames follow each other in the stream and in time, from sample 0 to `total`.
+pub fn frames_from_index(
+    rows: &[[i64; 4]],
+    stream_bytes: u64,
+    total: u64,
+) -> Result<Vec<FrameEntry>, String> {
+    let mut out = Vec::with_capacity(rows.len());
+    let (mut next_sample, mut min_offset) = (0u64, 0u64);
+    for (i, r) in rows.iter().enumerate() {
+        let [offset, len, first, samples] = r.map(|v| u64::try_from(v).ok());
+        let (Some(offset), Some(len), Some(first), Some(samples)) = (offset, len, first, samples)
+        else {
+            return Err(format!("index row {i} has a negative value"));
+        };
+        let samples = u32::try_from(samples).map_err(|_| format!("index row {i}: too long"))?;
+        if first != next_sample
+            || samples == 0
+            || len == 0
+            || offset < min_offset
+            || offset.saturating_add(len) > stream_bytes
+        {
+            return Err(format!("index row {i} does not follow the one before it"));
+        }
+        next_sample = first + u64::from(samples);
+        min_offset = offset + len;
+        out.push(FrameEntry {
+            offset,
+            len,
+            first_sample: first,
+            samples,
+        });
+    }
+    if next_sample != total || out.is_empty() {
+        return Err(format!(
+            "index covers {next_sample} frames, the recording has {total}"
+        ));
+    }
+    Ok(out)
+}
+
+/// Index rows for a scanned stream's frames.
+pub fn index_rows(frames: &[FrameEntry]) -> Vec<[i64; 4]> {
+    frames
+        .iter()
+        .map(|f| {
+            [
+                f.offset as i64,
+                f.len as i64,
+                f.first_sample as i64,
+                i64::from(f.samples),
+            ]
+        })
+        .collect()
+}
+
+impl SpanSource for FlacSource {
+    fn channels(&self) -> u16 {
+        self.info.channels
+    }
+
+    fn kind(&self) -> SampleKind {
+        SampleKind::Int(self.info.bits_per_sample)
+    }
+
+    fn frames(&self) -> u64 {
+        self.total
+    }
+
+    fn span_starts(&self) -> &[u64] {
+        &self.starts
+    }
+
+    fn decode_span(&self, j: usize) -> Result<Samples, CodecError> {
+        let (a, b) = (self.span_frames[j], self.span_frames[j + 1]);
+        let (first, last) = (&self.frames[a], &self.frames[b - 1]);
+        let bytes = self.store.read(first.offset..last.offset + last.len)?;
+        let n = last.first_sample + u64::from(last.samples) - first.first_sample;
+        let v = decode_frames(&self.info, &bytes, first.first_sample, n).map_err(|e| {
+            CodecError::Damaged {
+                path: self.path.clone(),
+                message: format!("FLAC frames {a}..{b}: {e}"),
+            }
+        })?;
+        Ok(if self.info.bits_per_sample <= 16 {
+            Samples::I16(v.into_iter().map(|s| s as i16).collect())
+        } else {
+            Samples::I32(v)
+        })
+    }
+}
+
+/// Frames decoded per batch when checking a whole stream: enough to keep both cores
+/// busy, few enough to bound memory.
+const CHECK_BATCH: usize = 256;
+
+/// Decodes every frame of a scanned stream (in parallel batches) and checks the audio
+/// against the STREAMINFO MD5 when it is set. An error names the first bad frame.
+pub fn check_audio(bytes: &[u8], layout: &super::FlacLayout) -> Result<(), String> {
+    use rayon::prelude::*;
+    let info = &layout.info;
+    let mut md5 = super::AudioMd5::new(info.bits_per_sample);
+    let check_md5 = info.md5 != [0; 16];
+    for (b, batch) in layout.frames.chunks(CHECK_BATCH).enumerate() {
+        let decoded: Vec<Result<Vec<i32>, String>> = batch
+            .par_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let at = f.offset as usize..(f.offset + f.len) as usize;
+                decode_frames(info, &bytes[at], f.first_sample, u64::from(f.samples))
+                    .map_err(|e| format!("frame {} at byte {}: {e}", b * CHECK_BATCH + i, f.offset))
+            })
+            .collect();
+        for d in decoded {
+            let samples = d?;
+            if check_md5 {
+                md5.update(&samples);
+            }
+        }
+    }
+    if check_md5 && md5.finish() != info.md5 {
+        return Err("the decoded audio does not match the MD5 in STREAMINFO".into());
+    }
+    Ok(())
+}
