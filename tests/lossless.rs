@@ -386,3 +386,79 @@ fn a_corrupt_flac_frame_gives_eio_for_its_span_only() {
         m.log()
     );
 }
+
+/// A recording whose WAV data exceeds 4 GiB (8 channels × 24 bits × 384 kHz × 470 s of
+/// silence with a tone in the last second, made cheaply as FLAC) is served as RF64 with
+/// its exact size, and its last second reads correctly through the mount, with soundfile
+/// (libsndfile) as well as with plain reads.
+#[test]
+fn a_recording_over_4_gib_is_served_as_rf64() {
+    use zarr_wavfs::codec::flac::synth::{silent_flac_with_tail_tone, tail_tone_sample};
+    if !fuse_available() {
+        return;
+    }
+    let (ch, bits, rate) = (8u16, 24u16, 384_000u32);
+    let frames = u64::from(rate) * 470;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.flac");
+    std::fs::write(&input, silent_flac_with_tail_tone(ch, bits, rate, frames)).unwrap();
+    let arch = dir.path().join("arch");
+    let o = run(&[&"import", &arch, &input]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let m = Mount::start(&arch, dir.path(), "mnt", &[]);
+    let path = m.path("big.wav");
+    let data_len = frames * u64::from(ch) * 3;
+    assert!(data_len > u64::from(u32::MAX));
+    // RF64 with ds64 and the 40-byte extensible fmt: 104 header bytes
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 104 + data_len);
+    let file = std::fs::File::open(&path).unwrap();
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 104];
+    file.read_exact_at(&mut head, 0).unwrap();
+    assert_eq!(&head[..4], b"RF64");
+    assert_eq!(
+        u64::from_le_bytes(head[28..36].try_into().unwrap()),
+        data_len
+    );
+    // the last second, read directly and compared sample by sample
+    let last = u64::from(rate);
+    let mut tail = vec![0u8; (last * u64::from(ch) * 3) as usize];
+    let at = 104 + data_len - tail.len() as u64;
+    file.read_exact_at(&mut tail, at).unwrap();
+    let start = frames - last;
+    for (i, s) in tail.chunks_exact(3).enumerate() {
+        let (f, c) = (
+            start + i as u64 / u64::from(ch),
+            (i % usize::from(ch)) as u16,
+        );
+        let got = i32::from_le_bytes([0, s[0], s[1], s[2]]) >> 8;
+        assert_eq!(
+            got,
+            tail_tone_sample(bits, rate, frames, f, c),
+            "frame {f} ch {c}"
+        );
+    }
+    assert!(tail.iter().any(|&b| b != 0), "the tone is missing");
+    // and libsndfile reads the same last second through its RF64 support
+    let script = r#"
+import sys, soundfile as sf, numpy as np
+path, frames, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+info = sf.info(path)
+assert info.frames == frames and info.samplerate == rate and info.channels == 8, info
+d, _ = sf.read(path, start=frames - rate, dtype="int32")
+print(int(np.abs(d >> 8).max()), d.shape[0])
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&path)
+        .arg(frames.to_string())
+        .arg(rate.to_string())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let peak: i64 = out.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(peak > 1 << 20, "soundfile read no tone: {out}");
+    assert!(out.trim().ends_with(&rate.to_string()), "{out}");
+}
