@@ -462,3 +462,72 @@ print(int(np.abs(d >> 8).max()), d.shape[0])
     assert!(peak > 1 << 20, "soundfile read no tone: {out}");
     assert!(out.trim().ends_with(&rate.to_string()), "{out}");
 }
+
+/// Real clients read the mounted lossless files with their own shape: sox and ffprobe
+/// (24-bit, 6 channels, 384 kHz) and soundfile (the samples themselves).
+#[test]
+fn sox_ffprobe_and_soundfile_read_mounted_lossless_files() {
+    if !fuse_available() {
+        return;
+    }
+    let f = fixture();
+    let m = Mount::start(&f.arch, &f.dir, "mnt_clients", &[]);
+    let tool = |cmd: &str, args: &[&str], file: &std::path::Path| -> String {
+        let o = std::process::Command::new(cmd)
+            .args(args)
+            .arg(file)
+            .output()
+            .unwrap_or_else(|e| panic!("{cmd}: {e} (scripts/setup.sh installs it)"));
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    for (name, rate, ch, bits, _, frames) in SHAPES.iter().filter(|s| !s.4) {
+        let file = m.path(&format!("flac/{name}.wav"));
+        assert_eq!(tool("soxi", &["-r"], &file), rate.to_string(), "{name}");
+        assert_eq!(tool("soxi", &["-c"], &file), ch.to_string(), "{name}");
+        assert_eq!(tool("soxi", &["-b"], &file), bits.to_string(), "{name}");
+        assert_eq!(tool("soxi", &["-s"], &file), frames.to_string(), "{name}");
+        let probe = tool(
+            "ffprobe",
+            &[
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=sample_rate,channels,bits_per_sample,duration_ts",
+                "-of",
+                "default=noprint_wrappers=1",
+            ],
+            &file,
+        );
+        for want in [
+            format!("sample_rate={rate}"),
+            format!("channels={ch}"),
+            format!("bits_per_sample={bits}"),
+            format!("duration_ts={frames}"),
+        ] {
+            assert!(
+                probe.lines().any(|l| l == want),
+                "{name}: {want} not in {probe}"
+            );
+        }
+    }
+    let script = r#"
+import sys, soundfile as sf, numpy as np
+for served, source in zip(sys.argv[1::2], sys.argv[2::2]):
+    a, ra = sf.read(served, dtype="int32")
+    b, rb = sf.read(source, dtype="int32")
+    assert ra == rb and np.array_equal(a, b), served
+"#;
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", script]);
+    for (name, ..) in SHAPES {
+        cmd.arg(m.path(&format!("pcm/{name}.wav")))
+            .arg(f.dir.join(format!("{name}.wav")));
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
