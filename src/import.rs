@@ -240,14 +240,15 @@ impl Codec {
     }
 }
 
-/// The codec an input is stored with: the one asked for, else FLAC, or PCM for float
-/// samples (FLAC holds integers only, and the default must not lose anything). Shapes a
-/// codec cannot hold are refused here, before anything is written.
+/// The codec an input is stored with: the one asked for, else FLAC, or PCM for what FLAC
+/// cannot hold (float or 32-bit samples, more than 8 channels, rates above 655,350 Hz):
+/// the default must not lose anything. Shapes a codec cannot hold are refused here,
+/// before anything is written.
 fn choose_codec(asked: Option<Codec>, spec: &InputSpec, path: &Path) -> Result<Codec, ImportError> {
-    let codec = asked.unwrap_or(match spec.kind {
-        InKind::Int { bits } if FLAC_BITS.contains(&bits) => Codec::Flac,
-        _ => Codec::Pcm,
-    });
+    let flac_fits = matches!(spec.kind, InKind::Int { bits } if FLAC_BITS.contains(&bits))
+        && (1..=8).contains(&spec.channels)
+        && spec.sample_rate <= 655_350;
+    let codec = asked.unwrap_or(if flac_fits { Codec::Flac } else { Codec::Pcm });
     let refuse = |why: String| Err(input_err(path, why));
     match codec {
         Codec::Flac => {

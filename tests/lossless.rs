@@ -531,3 +531,93 @@ for served, source in zip(sys.argv[1::2], sys.argv[2::2]):
     let o = cmd.output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Shapes a codec cannot hold are refused before anything is written, with the limit in
+/// the message; left to choose, import picks a codec that holds them (PCM).
+#[test]
+fn unsupported_shapes_are_refused_and_the_default_still_stores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let arch = d.join("arch");
+    common::write_wav(&d.join("c9.wav"), 48_000, 9, 16, false, 4_800);
+    common::write_wav(&d.join("i32.wav"), 48_000, 1, 32, false, 4_800);
+    common::write_wav(&d.join("f32.wav"), 48_000, 1, 32, true, 4_800);
+    for (file, codec, needle) in [
+        ("c9.wav", "opus", "9 channels"),
+        ("c9.wav", "flac", "FLAC takes 1 to 8"),
+        ("f32.wav", "flac", "integer"),
+        ("i32.wav", "flac", "32-bit"),
+    ] {
+        let o = run(&[&"import", &arch, &d.join(file), &"--codec", &codec]);
+        common::assert_clean_failure(&o, needle);
+    }
+    if arch.exists() {
+        assert!(
+            Archive::open(&arch)
+                .unwrap()
+                .recordings()
+                .unwrap()
+                .is_empty()
+        );
+    }
+    let o = run(&[
+        &"import",
+        &arch,
+        &d.join("c9.wav"),
+        &d.join("i32.wav"),
+        &d.join("f32.wav"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let archive = Archive::open(&arch).unwrap();
+    for (rec, format) in [("c9", "int16"), ("i32", "int32"), ("f32", "float32")] {
+        let m = archive.recording(rec).unwrap().meta().clone();
+        assert_eq!(
+            (m.codec.as_str(), m.sample_format.as_str()),
+            ("pcm", format)
+        );
+    }
+}
+
+/// Lossy inputs (MP3, Ogg Vorbis) are decoded (symphonia) and kept as float PCM, so the
+/// archive holds exactly what the decoder gave; length and shape survive.
+#[test]
+fn mp3_and_vorbis_inputs_are_decoded_and_kept_as_float_pcm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (name, args) in [
+        ("mp3.mp3", &["-c:a", "libmp3lame", "-b:a", "128k"][..]),
+        ("vorbis.ogg", &["-c:a", "libvorbis", "-q:a", "4"][..]),
+    ] {
+        let o = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi"])
+            .args([
+                "-i",
+                "sine=frequency=440:duration=3:sample_rate=44100",
+                "-ac",
+                "2",
+            ])
+            .args(args)
+            .arg(d.join(name))
+            .output()
+            .expect("ffmpeg (scripts/setup.sh installs it)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let arch = d.join("arch");
+    let o = run(&[&"import", &arch, &d.join("mp3.mp3"), &d.join("vorbis.ogg")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let archive = Archive::open(&arch).unwrap();
+    for rec in ["mp3", "vorbis"] {
+        let m = archive.recording(rec).unwrap().meta().clone();
+        assert_eq!(
+            (m.codec.as_str(), m.sample_format.as_str()),
+            ("pcm", "float32")
+        );
+        assert_eq!((m.channels, m.original_sample_rate), (2, 44_100));
+        // 3 s exactly: MP3 encoder delay and padding are trimmed (LAME tag)
+        assert_eq!(m.frames, 132_300, "{rec}");
+    }
+    let o = run(&[&"extract", &arch, &"mp3", &"-o", &d.join("mp3.wav")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wav = std::fs::read(d.join("mp3.wav")).unwrap();
+    assert_eq!(fmt_of(&wav).3, 32);
+}
