@@ -310,7 +310,18 @@ fn encode_flac(
         unreachable!("choose_codec sends only integer input to FLAC")
     };
     let flac = |e: FlacError| input_err(path, format!("FLAC encoder: {e}"));
-    let mut enc = FlacEncoder::new(spec.channels, bits, spec.sample_rate).map_err(flac)?;
+    // The encoded file goes to disk as it is made (a day of audio is gigabytes), in the
+    // staging directory, which the commit (or the drop of `staged`) cleans up.
+    let tmp = staged.dir().join("encoded.flac");
+    let file = std::fs::File::create(&tmp).map_err(|e| ArchiveError::io(&tmp, e))?;
+    let mut enc = FlacEncoder::to_writer(
+        std::io::BufWriter::with_capacity(1 << 20, file),
+        spec.channels,
+        bits,
+        spec.sample_rate,
+        1,
+    )
+    .map_err(flac)?;
     let mut frames = 0u64;
     while let Some(block) = reader.read(BLOCK_FRAMES)? {
         let Block::Int(v) = block else {
@@ -320,27 +331,42 @@ fn encode_flac(
         enc.push(&v).map_err(flac)?;
     }
     check_frames(path, &spec, frames)?;
-    store_flac(enc.finish().map_err(flac)?, staged, path)
+    drop(enc.finish_into().map_err(flac)?);
+    let meta = store_flac(&map(&tmp)?, staged, path)?;
+    std::fs::remove_file(&tmp).map_err(|e| ArchiveError::io(&tmp, e))?;
+    Ok(meta)
+}
+
+/// The whole file, mapped into memory rather than read: a FLAC file may be far larger
+/// than the memory an import should take.
+fn map(path: &Path) -> Result<memmap2::Mmap, ImportError> {
+    let file = std::fs::File::open(path).map_err(|e| input_err(path, e.to_string()))?;
+    // SAFETY: the mapping is read-only. A file changed by someone else while mapped
+    // could change the bytes under us; every byte stored is then checked again (scan,
+    // decode against the MD5) before the recording is committed.
+    unsafe { memmap2::Mmap::map(&file) }.map_err(|e| input_err(path, e.to_string()))
 }
 
 /// Stores a complete FLAC file with its frame index, after checking that it decodes to
 /// the audio its STREAMINFO MD5 describes (when set; our encoder always sets it): the
 /// archive must not keep a FLAC file that does not give back what it promises.
 fn store_flac(
-    bytes: Vec<u8>,
+    bytes: &[u8],
     staged: &StagedRecording,
     path: &Path,
 ) -> Result<RecordingMeta, ImportError> {
-    let layout = flac::scan(&bytes).map_err(|e| input_err(path, format!("FLAC: {e}")))?;
+    let layout = flac::scan(bytes).map_err(|e| input_err(path, format!("FLAC: {e}")))?;
     let info = &layout.info;
     // Without an MD5 there is nothing to compare a decode with: the frames' CRCs, checked
     // by the scan, are the check (`verify` still decodes everything).
     if info.md5 != [0; 16] {
-        flac::check_audio(&bytes, &layout).map_err(|e| input_err(path, format!("FLAC: {e}")))?;
+        let read = |r: std::ops::Range<u64>| Ok(bytes[r.start as usize..r.end as usize].to_vec());
+        flac::check_audio(info, &layout.frames, &read)
+            .map_err(|e| input_err(path, format!("FLAC: {e}")))?;
     }
     let frames = layout.frames.iter().map(|f| u64::from(f.samples)).sum();
     let rows = flac::index_rows(&layout.frames);
-    staged.write_stream(&bytes)?;
+    staged.write_stream(bytes)?;
     staged.write_index_rows(&rows)?;
     let spec = InputSpec {
         sample_rate: info.sample_rate,
@@ -579,8 +605,7 @@ pub fn import_one(
         let found = input::open(path)
             .ok()
             .and_then(|r| r.spec().start_time.clone());
-        let bytes = std::fs::read(path).map_err(|e| input_err(path, e.to_string()))?;
-        (store_flac(bytes, &staged, path)?, found)
+        (store_flac(&map(path)?, &staged, path)?, found)
     } else {
         match input::open(path) {
             Err(InputError::OggOpus { .. }) => {

@@ -18,6 +18,13 @@ use super::checksum::{AudioMd5, crc16};
 use super::header::{Channels, FrameHeader, RawStreamInfo, write_frame_header, write_streaminfo};
 use super::{FlacError, StreamInfo};
 
+use std::io::{Cursor, Seek, SeekFrom, Write};
+
+/// Writing the encoded file failed (a full disk, for one).
+fn io_err(e: std::io::Error) -> FlacError {
+    FlacError::Encoder(format!("writing the FLAC file: {e}"))
+}
+
 /// Samples per channel in every frame but the last.
 pub const BLOCK_SIZE: u32 = 4096;
 
@@ -197,9 +204,10 @@ const BLOCKS_PER_THREAD: usize = 8;
 
 /// Streaming FLAC encoder: fixed blocks of [`BLOCK_SIZE`], STREAMINFO with total
 /// samples and MD5. Holds at most a batch of blocks of samples (one block, or
-/// `threads × 8` with several threads); the encoded file accumulates in memory until
-/// [`finish`](Self::finish).
-pub struct FlacEncoder {
+/// `threads × 8` with several threads). The encoded file goes to `W` as it is made
+/// (STREAMINFO is written last, over its placeholder); the default `W` keeps it in
+/// memory and [`finish`](Self::finish) returns it.
+pub struct FlacEncoder<W: Write + Seek = Cursor<Vec<u8>>> {
     /// One per thread.
     writers: Vec<FrameWriter>,
     /// Interleaved samples of the batch being filled (less than a batch).
@@ -207,7 +215,7 @@ pub struct FlacEncoder {
     /// Interleaved samples per batch.
     batch: usize,
     md5: AudioMd5,
-    out: Vec<u8>,
+    out: W,
     /// Interleaved samples accepted so far.
     pushed: u64,
     frames: u64,
@@ -217,7 +225,7 @@ pub struct FlacEncoder {
 
 impl FlacEncoder {
     /// 1..=8 channels; 8, 12, 16, 20 or 24 bits; 1..=655350 Hz. Encodes on the
-    /// calling thread.
+    /// calling thread, into memory.
     pub fn new(channels: u16, bits: u16, sample_rate: u32) -> Result<Self, FlacError> {
         Self::with_threads(channels, bits, sample_rate, 1)
     }
@@ -226,6 +234,31 @@ impl FlacEncoder {
     /// threads at once: about `threads` times as fast where cores are free. The output
     /// is byte-identical to [`new`](Self::new)'s.
     pub fn with_threads(
+        channels: u16,
+        bits: u16,
+        sample_rate: u32,
+        threads: usize,
+    ) -> Result<Self, FlacError> {
+        FlacEncoder::to_writer(
+            Cursor::new(Vec::new()),
+            channels,
+            bits,
+            sample_rate,
+            threads,
+        )
+    }
+
+    /// Encodes what is left and returns the whole `.flac` file.
+    pub fn finish(self) -> Result<Vec<u8>, FlacError> {
+        self.finish_into().map(Cursor::into_inner)
+    }
+}
+
+impl<W: Write + Seek> FlacEncoder<W> {
+    /// An encoder writing the file to `out` (from its current position, which must be
+    /// 0: STREAMINFO is written back at byte 8), encoding on `threads` threads.
+    pub fn to_writer(
+        mut out: W,
         channels: u16,
         bits: u16,
         sample_rate: u32,
@@ -245,10 +278,11 @@ impl FlacEncoder {
             threads * BLOCKS_PER_THREAD
         };
         let batch = blocks * BLOCK_SIZE as usize * usize::from(channels);
-        let mut out = b"fLaC".to_vec();
+        let mut head = b"fLaC".to_vec();
         // The only metadata block: STREAMINFO (last-block flag set), filled in by `finish`.
-        out.extend_from_slice(&[0x80, 0, 0, 34]);
-        out.resize(STREAMINFO_AT + 34, 0);
+        head.extend_from_slice(&[0x80, 0, 0, 34]);
+        head.resize(STREAMINFO_AT + 34, 0);
+        out.write_all(&head).map_err(io_err)?;
         Ok(FlacEncoder {
             writers,
             pending: Vec::with_capacity(batch),
@@ -331,7 +365,7 @@ impl FlacEncoder {
         };
         for result in encoded {
             let (bytes, sizes) = result?;
-            self.out.extend_from_slice(&bytes);
+            self.out.write_all(&bytes).map_err(io_err)?;
             for size in sizes {
                 self.min_frame_size = self.min_frame_size.min(size);
                 self.max_frame_size = self.max_frame_size.max(size);
@@ -341,8 +375,9 @@ impl FlacEncoder {
         Ok(())
     }
 
-    /// Encodes what is left and returns the whole `.flac` file.
-    pub fn finish(mut self) -> Result<Vec<u8>, FlacError> {
+    /// Encodes what is left, writes STREAMINFO, and returns the writer (positioned at
+    /// the end of the file).
+    pub fn finish_into(mut self) -> Result<W, FlacError> {
         let channels = self.writers[0].channels;
         if !self.pushed.is_multiple_of(u64::from(channels)) {
             return Err(FlacError::PartialFrame {
@@ -370,7 +405,15 @@ impl FlacEncoder {
             min_frame_size: self.min_frame_size,
             max_frame_size: self.max_frame_size,
         };
-        self.out[STREAMINFO_AT..STREAMINFO_AT + 34].copy_from_slice(&write_streaminfo(&raw));
+        let end = self.out.stream_position().map_err(io_err)?;
+        self.out
+            .seek(SeekFrom::Start(STREAMINFO_AT as u64))
+            .map_err(io_err)?;
+        self.out
+            .write_all(&write_streaminfo(&raw))
+            .map_err(io_err)?;
+        self.out.seek(SeekFrom::Start(end)).map_err(io_err)?;
+        self.out.flush().map_err(io_err)?;
         Ok(self.out)
     }
 }

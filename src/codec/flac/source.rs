@@ -170,20 +170,29 @@ impl SpanSource for FlacSource {
 /// busy, few enough to bound memory.
 const CHECK_BATCH: usize = 256;
 
-/// Decodes every frame of a scanned stream (in parallel batches) and checks the audio
-/// against the STREAMINFO MD5 when it is set. An error names the first bad frame.
-pub fn check_audio(bytes: &[u8], layout: &super::FlacLayout) -> Result<(), String> {
+/// Decodes every frame (in parallel, batch by batch, so memory stays bounded) and checks
+/// the audio against the STREAMINFO MD5 when it is set. `read` gives the bytes of a
+/// range of the stream. An error names the first bad frame.
+pub fn check_audio(
+    info: &StreamInfo,
+    frames: &[FrameEntry],
+    read: &dyn Fn(std::ops::Range<u64>) -> Result<Vec<u8>, String>,
+) -> Result<(), String> {
     use rayon::prelude::*;
-    let info = &layout.info;
     let mut md5 = super::AudioMd5::new(info.bits_per_sample);
     let check_md5 = info.md5 != [0; 16];
-    for (b, batch) in layout.frames.chunks(CHECK_BATCH).enumerate() {
+    for (b, batch) in frames.chunks(CHECK_BATCH).enumerate() {
+        let (first, last) = (&batch[0], &batch[batch.len() - 1]);
+        let bytes = read(first.offset..last.offset + last.len)?;
         let decoded: Vec<Result<Vec<i32>, String>> = batch
             .par_iter()
             .enumerate()
             .map(|(i, f)| {
-                let at = f.offset as usize..(f.offset + f.len) as usize;
-                decode_frames(info, &bytes[at], f.first_sample, u64::from(f.samples))
+                let at = (f.offset - first.offset) as usize;
+                let frame = bytes.get(at..at + f.len as usize).ok_or_else(|| {
+                    format!("frame {} lies past the stream's end", b * CHECK_BATCH + i)
+                })?;
+                decode_frames(info, frame, f.first_sample, u64::from(f.samples))
                     .map_err(|e| format!("frame {} at byte {}: {e}", b * CHECK_BATCH + i, f.offset))
             })
             .collect();
