@@ -29,6 +29,9 @@ pub enum CodecError {
     },
     #[error("{path}: damaged: {message}")]
     Damaged { path: PathBuf, message: String },
+    /// The operation does not apply to this recording (e.g. checkpoints of a FLAC one).
+    #[error("{path}: {message}")]
+    NotApplicable { path: PathBuf, message: String },
 }
 
 /// A recording's audio as independently decodable spans of interleaved samples.

@@ -10,15 +10,21 @@ use crate::codec::opus::write_checkpoints;
 /// Per recording path: the number of checkpoints written, or why not.
 pub type RebuildOutcome = (String, Result<usize, CodecError>);
 
-/// Rebuilds checkpoints of `paths` (all recordings when empty) in parallel, each
-/// replacing the old set atomically. Returns per recording its outcome (checkpoint count).
+/// Rebuilds checkpoints of `paths` (all Opus recordings when empty: FLAC and PCM
+/// recordings have none) in parallel, each replacing the old set atomically. Returns per
+/// recording its outcome (checkpoint count).
 pub fn rebuild_checkpoints(
     archive: &Archive,
     paths: &[String],
     interval_secs: f64,
 ) -> Result<Vec<RebuildOutcome>, ArchiveError> {
     let paths: Vec<String> = if paths.is_empty() {
-        archive.recordings()?.into_iter().map(|(p, _)| p).collect()
+        archive
+            .recordings()?
+            .into_iter()
+            .filter(|(_, m)| m.as_ref().is_ok_and(|m| m.codec == "opus"))
+            .map(|(p, _)| p)
+            .collect()
     } else {
         paths.iter().map(|p| crate::archive::normalise(p)).collect()
     };
@@ -33,6 +39,15 @@ pub fn rebuild_checkpoints(
 
 fn rebuild_one(archive: &Archive, path: &str, interval_secs: f64) -> Result<usize, CodecError> {
     let rec = archive.recording(path)?;
+    if rec.meta().codec != "opus" {
+        return Err(CodecError::NotApplicable {
+            path: rec.dir(),
+            message: format!(
+                "a {} recording has no checkpoints to rebuild (its frames decode on their own)",
+                rec.meta().codec
+            ),
+        });
+    }
     let index = rec.read_index()?;
     let dir = rec.dir();
     let tmp = dir.join(format!(".checkpoints-new-{}", std::process::id()));
