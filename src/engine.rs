@@ -43,6 +43,7 @@ impl Engine {
         let source: Arc<dyn SpanSource> = match meta.codec.as_str() {
             "pcm" => Arc::new(PcmSource::open(store)?),
             "flac" => Arc::new(FlacSource::open(store)?),
+            // "opus": the metadata's validation admits no other codec
             _ => Arc::new(OpusSource::open(store)?),
         };
         Ok(self.wrap(meta, source))
