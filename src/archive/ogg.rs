@@ -18,7 +18,7 @@ pub enum OggError {
     Version { offset: u64, version: u8 },
     #[error("not an Ogg Opus stream: {0}")]
     NotOpus(String),
-    #[error("Ogg Opus channel mapping not supported: {0}")]
+    #[error("unsupported Ogg Opus channel mapping: {0}")]
     Mapping(String),
 }
 

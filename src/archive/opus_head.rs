@@ -128,13 +128,13 @@ impl OpusHead {
             }
             255 => {
                 return Err(unsupported(
-                    "mapping family 255 (channels without a defined order or meaning) is not supported; families 0 and 1 are"
+                    "family 255 (channels without a defined order or meaning); zarr-wavfs reads families 0 and 1"
                         .into(),
                 ));
             }
             f => {
                 return Err(unsupported(format!(
-                    "mapping family {f} is not supported; families 0 and 1 are"
+                    "family {f}; zarr-wavfs reads families 0 and 1"
                 )));
             }
         };
