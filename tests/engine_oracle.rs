@@ -158,7 +158,11 @@ fn every_stored_state_restores_bit_exactly_in_this_process() {
     // failure would switch the source to rebuilding states in memory).
     let f = fixture();
     for (rec, oracle, ch) in &f.recs {
-        let src = OpusSource::open(std::sync::Arc::new(f.archive.recording(rec).unwrap())).unwrap();
+        let store = f.archive.recording(rec).unwrap();
+        if store.meta().codec != "opus" {
+            continue;
+        }
+        let src = OpusSource::open(std::sync::Arc::new(store)).unwrap();
         assert!(
             src.uses_stored_checkpoints(),
             "{rec}: stored states not used"
@@ -190,9 +194,9 @@ fn small_cache_engine() -> &'static Engine {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
     #[test]
-    fn any_range_equals_the_sequential_decode(which in 0usize..7, start_frac in 0.0f64..1.0, count in prop_oneof![1u64..50, 1u64..200_000]) {
+    fn any_range_equals_the_sequential_decode(which in 0usize..12, start_frac in 0.0f64..1.0, count in prop_oneof![1u64..50, 1u64..200_000]) {
         let f = fixture();
-        let (rec, oracle, ch) = &f.recs[which];
+        let (rec, oracle, ch) = &f.recs[which % f.recs.len()];
         let frames = (oracle.len() / usize::from(*ch)) as u64;
         let start = (start_frac * frames as f64) as u64;
         check_range(small_cache_engine(), &f.archive, rec, oracle, *ch, start, count);
