@@ -349,4 +349,17 @@ fn verify_compares_multistream_states_and_index_rebuilds_them() {
     assert!(o.status.success(), "{}", stdout(&o));
     let (_, again) = extract(&arch, "tones6", &tmp.path().join("p.wav"));
     assert!(again == oracle);
+    // a damaged OpusHead page (the decoder's layout) is an error, never a guess
+    let chunk = arch.join("tones3/stream/c/0");
+    let mut b = std::fs::read(&chunk).unwrap();
+    b[40] ^= 0x01;
+    std::fs::write(&chunk, b).unwrap();
+    let o = run(&[
+        &"extract",
+        &arch,
+        &"tones3",
+        &"-o",
+        &tmp.path().join("q.wav"),
+    ]);
+    assert_clean_failure(&o, "CRC");
 }
