@@ -1,6 +1,7 @@
 //! Compiles `csrc/opus_state.c` against the libopus sources that `audiopus_sys` builds.
 //!
-//! The shim needs libopus's *internal* headers (the SILK decoder struct), which the
+//! The shim needs libopus's *internal* headers (the SILK decoder struct, the multistream
+//! decoder's `ChannelLayout` header in `src/opus_private.h`), which the
 //! library does not install, so it is compiled from the same source tree `audiopus_sys`
 //! uses. `audiopus_sys` is pinned to one exact version in Cargo.toml so the headers and
 //! the linked library always agree; the checkpoint fingerprint's self-test catches any
@@ -49,6 +50,7 @@ fn main() {
         .include(inc("include"))
         .include(inc("celt"))
         .include(inc("silk"))
+        .include(inc("src"))
         // the same configuration audiopus_sys's CMake build uses on x86_64/aarch64
         .define("OPUS_BUILD", None)
         .define("USE_ALLOCA", None)

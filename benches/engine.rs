@@ -127,7 +127,7 @@ fn baseline_decode(archive: &Archive) -> anyhow::Result<Duration> {
     let rec = archive.recording(REC)?;
     let m = rec.meta();
     let bytes = rec.read(0..m.stream_bytes)?;
-    let mut dec = Decoder::new(m.sample_rate, m.channels)?;
+    let mut dec = Decoder::new(m.sample_rate, &rec.read_opus_head()?.mapping)?;
     let (mut asm, mut out, mut pos, mut n) = (PacketAssembler::new(), Vec::new(), 0, 0u64);
     while pos < bytes.len() {
         let page = parse_page(&bytes[pos..], pos as u64)?;
@@ -151,7 +151,10 @@ fn crate_sequential_decode(archive: &Archive) -> anyhow::Result<Duration> {
     let t = Instant::now();
     let rec = archive.recording(REC)?;
     let index = rec.read_index()?;
-    build_checkpoints(&rec, &index, rec.meta(), &rec.dir(), &[], |_| Ok(()))?;
+    let mapping = rec.read_opus_head()?.mapping;
+    build_checkpoints(&rec, &index, rec.meta(), &mapping, &rec.dir(), &[], |_| {
+        Ok(())
+    })?;
     Ok(t.elapsed())
 }
 
@@ -192,7 +195,7 @@ fn worst_positions(archive: &Archive) -> anyhow::Result<(u64, u64)> {
     let m = rec.meta();
     let c = rec.read_checkpoints()?.context("no checkpoints stored")?;
     ensure!(
-        c.fingerprint == current_fingerprint(m.channels),
+        c.fingerprint == current_fingerprint(&rec.read_opus_head()?.mapping),
         "stored checkpoints would be rebuilt in memory"
     );
     let bounds: Vec<u64> = std::iter::once(0)

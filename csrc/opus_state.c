@@ -16,12 +16,20 @@
  * The OpusDecoder layout starts with `int celt_dec_offset; int silk_dec_offset;`
  * (src/opus_decoder.c), and the SILK decoder starts with
  * `silk_decoder_state channel_state[DECODER_NUM_CHANNELS]` (silk/dec_API.c).
+ *
+ * A multistream decoder (OpusMSDecoder, src/opus_private.h) is a ChannelLayout followed
+ * by one OpusDecoder per stream (stereo for the first nb_coupled_streams, mono after),
+ * each at an aligned offset (src/opus_multistream_decoder.c). The layout itself is
+ * plain data; each sub-decoder is relocated exactly like a single decoder. libopus
+ * itself says where each sub-decoder is (OPUS_MULTISTREAM_GET_DECODER_STATE).
  * Anything unexpected (an unknown pointer value on export, an unknown table number
  * on import) is refused: never guessed.
  */
 #include <string.h>
 #include <stdint.h>
 #include "opus.h"
+#include "opus_multistream.h"
+#include "opus_private.h"
 #include "silk/structs.h"
 #include "silk/tables.h"
 #include "celt/modes.h"
@@ -152,6 +160,63 @@ int zw_opus_state_import(OpusDecoder *st, int size, const unsigned char *in, uns
     return ZW_OK;
 }
 
+/* Offset of multistream sub-decoder `s` inside `st`, and its size, as libopus
+ * lays it out; ZW_BAD_LAYOUT when it would not lie inside the `size` bytes. */
+static int ms_sub(OpusMSDecoder *st, int size, int s, size_t *off, int *sub_size) {
+    OpusDecoder *sub = 0;
+    if (opus_multistream_decoder_ctl(st, OPUS_MULTISTREAM_GET_DECODER_STATE(s, &sub)) != OPUS_OK || sub == 0)
+        return ZW_BAD_LAYOUT;
+    *off = (size_t)((unsigned char *)sub - (unsigned char *)st);
+    *sub_size = opus_decoder_get_size(s < st->layout.nb_coupled_streams ? 2 : 1);
+    if (*off < (size_t)align(sizeof(OpusMSDecoder)) || *off + (size_t)*sub_size > (size_t)size)
+        return ZW_BAD_LAYOUT;
+    return ZW_OK;
+}
+
+static int ms_size(const OpusMSDecoder *st) {
+    return opus_multistream_decoder_get_size(st->layout.nb_streams, st->layout.nb_coupled_streams);
+}
+
+/* Copies the live multistream decoder `st` (of `size` bytes) into `out` in portable
+ * form: every sub-decoder relocated as by zw_opus_state_export. */
+int zw_opus_ms_state_export(const OpusMSDecoder *st, int size, unsigned char *out) {
+    OpusMSDecoder *live = (OpusMSDecoder *)st; /* the ctl below only reads */
+    int s, rc, sub_size;
+    size_t off;
+    if (size != ms_size(st)) return ZW_BAD_SIZE;
+    memcpy(out, st, (size_t)size);
+    for (s = 0; s < st->layout.nb_streams; s++) {
+        if ((rc = ms_sub(live, size, s, &off, &sub_size)) != ZW_OK) return rc;
+        if ((rc = relocate(out + off, sub_size, 1)) != ZW_OK) return rc;
+    }
+    return ZW_OK;
+}
+
+/* Rebuilds the live multistream decoder `st` from a portable image `in` of `size`
+ * bytes. `st` must be initialised with the image's layout: channel, stream and coupled
+ * counts and mapping table are compared, and each sub-decoder's layout words, before
+ * anything is copied. */
+int zw_opus_ms_state_import(OpusMSDecoder *st, int size, const unsigned char *in, unsigned char *scratch) {
+    const ChannelLayout *mine = &st->layout;
+    ChannelLayout theirs;
+    int s, rc, sub_size;
+    size_t off;
+    if (size != ms_size(st)) return ZW_BAD_SIZE;
+    memcpy(&theirs, in + offsetof(OpusMSDecoder, layout), sizeof theirs);
+    if (theirs.nb_channels != mine->nb_channels || theirs.nb_streams != mine->nb_streams
+        || theirs.nb_coupled_streams != mine->nb_coupled_streams
+        || memcmp(theirs.mapping, mine->mapping, (size_t)mine->nb_channels) != 0)
+        return ZW_BAD_LAYOUT;
+    memcpy(scratch, in, (size_t)size);
+    for (s = 0; s < mine->nb_streams; s++) {
+        if ((rc = ms_sub(st, size, s, &off, &sub_size)) != ZW_OK) return rc;
+        if (memcmp(scratch + off, (unsigned char *)st + off, 4 * sizeof(int)) != 0) return ZW_BAD_LAYOUT;
+        if ((rc = relocate(scratch + off, sub_size, 0)) != ZW_OK) return rc;
+    }
+    memcpy(st, scratch, (size_t)size);
+    return ZW_OK;
+}
+
 /* The run-time CPU dispatch level libopus chose on this machine; part of a
  * checkpoint's fingerprint because it is stored inside the state. */
 int zw_opus_arch(void) {
@@ -173,9 +238,14 @@ typedef struct {
     opus_int prev_decode_only_middle;
 } zw_silk_decoder;
 
-/* 1 when the headers this file was compiled with describe the linked library. */
+/* 1 when the headers this file was compiled with describe the linked library: the SILK
+ * decoder's size, and the multistream decoder's header (ChannelLayout) before its
+ * sub-decoders. */
 int zw_opus_layout_ok(void) {
     opus_int size = 0;
+    int ms_expected = align(sizeof(OpusMSDecoder)) + align(opus_decoder_get_size(2))
+        + align(opus_decoder_get_size(1));
     if (silk_Get_Decoder_Size(&size) != 0) return 0;
-    return size == (opus_int)sizeof(zw_silk_decoder);
+    return size == (opus_int)sizeof(zw_silk_decoder)
+        && opus_multistream_decoder_get_size(2, 1) == ms_expected;
 }

@@ -6,6 +6,7 @@ pub mod checkpoints;
 pub mod index;
 pub mod meta;
 pub mod ogg;
+pub mod opus_head;
 pub mod samples;
 mod store;
 pub mod writer;

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::archive::index::{self, PageIndex};
+use crate::archive::opus_head::MAX_FAMILY1_CHANNELS;
 use crate::archive::samples::{Samples, chunk_frames_for};
 use crate::archive::writer::{StagedRecording, clean_stale_staging};
 use crate::archive::{Archive, ArchiveError, RecordingMeta, SampleKind, SourceInfo};
@@ -278,9 +279,10 @@ fn choose_codec(asked: Option<Codec>, spec: &InputSpec, path: &Path) -> Result<C
             }
         }
         Codec::Opus => {
-            if !(1..=2).contains(&spec.channels) {
+            let max = u16::from(MAX_FAMILY1_CHANNELS);
+            if !(1..=max).contains(&spec.channels) {
                 return refuse(format!(
-                    "{} channels: Opus recordings take 1 or 2 channels in this version",
+                    "{} channels: Opus recordings take 1 to {max} (Ogg Opus surround, mapping family 1); use --codec pcm (up to 255 channels; --codec flac also stops at 8)",
                     spec.channels
                 ));
             }
@@ -498,7 +500,6 @@ fn encode_opus(
     check_frames(path, &spec, frames)?;
     Ok(OggOpus {
         bytes,
-        channels: spec.channels,
         frames,
         stream_rate,
         original_rate: spec.sample_rate,
@@ -508,32 +509,22 @@ fn encode_opus(
 /// An encoded or copied Ogg Opus stream, ready to be stored.
 struct OggOpus {
     bytes: Vec<u8>,
-    channels: u16,
     frames: u64,
     stream_rate: u32,
     original_rate: u32,
 }
 
+/// An Ogg Opus file as it is. `scan` checks its OpusHead: mapping family 0 (1–2
+/// channels) or 1 (1–8, Vorbis order, as opusenc writes 3–8 channels).
 fn copy_ogg_opus(path: &Path) -> Result<OggOpus, ImportError> {
     let bytes = std::fs::read(path).map_err(|e| input_err(path, e.to_string()))?;
     let layout = index::scan(&bytes, 48_000).map_err(|e| input_err(path, e.to_string()))?;
-    let h = &layout.head;
-    if h.mapping_family != 0 || h.channels > 2 {
-        return Err(input_err(
-            path,
-            format!(
-                "Ogg Opus with {} channels (mapping family {}) is not supported in this version",
-                h.channels, h.mapping_family
-            ),
-        ));
-    }
-    let frames = (layout.final_granule - i64::from(h.pre_skip)) as u64;
+    let frames = (layout.final_granule - i64::from(layout.head.pre_skip)) as u64;
     if frames == 0 {
         return Err(input_err(path, "empty recording: no audio frames"));
     }
     Ok(OggOpus {
         bytes,
-        channels: u16::from(h.channels),
         frames,
         stream_rate: 48_000,
         original_rate: 48_000,
@@ -555,7 +546,7 @@ fn store_opus(
         kind: "recording".into(),
         format_version: crate::archive::FORMAT_VERSION,
         codec: "opus".into(),
-        channels: p.channels,
+        channels: u16::from(layout.head.channels()),
         frames: p.frames,
         sample_rate: p.stream_rate,
         original_sample_rate: p.original_rate,
@@ -567,6 +558,7 @@ fn store_opus(
         index_rows: layout.rows.len() as u64,
         index_sha256: index::digest(&layout.rows),
     };
+    let mapping = layout.head.mapping;
     let index = PageIndex::new(layout.rows, meta.stream_bytes);
     let interval = (opts.checkpoint_interval_secs * f64::from(p.stream_rate))
         .round()
@@ -575,6 +567,7 @@ fn store_opus(
         &p.bytes,
         &index,
         &meta,
+        &mapping,
         path,
         &staged.dir().join("checkpoints"),
         interval,

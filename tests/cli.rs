@@ -294,9 +294,13 @@ fn wrong_or_missing_attributes_name_the_recording_and_do_not_stop_ls() {
     );
     let o = run(&[&"info", &arch, &"rec"]);
     assert_clean_failure(&o, "frames");
-    edit_attrs(&arch.join("ok"), |a| a["channels"] = 7.into());
+    edit_attrs(&arch.join("ok"), |a| a["channels"] = 9.into());
     let o = run(&[&"info", &arch, &"ok"]);
     assert_clean_failure(&o, "channels");
+    // a count Opus allows, but not the one the stream's OpusHead declares
+    edit_attrs(&arch.join("ok"), |a| a["channels"] = 7.into());
+    let o = run(&[&"extract", &arch, &"ok", &"-o", &dir.path().join("x.wav")]);
+    assert_clean_failure(&o, "OpusHead");
 }
 
 #[test]

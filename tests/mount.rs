@@ -27,10 +27,11 @@ struct Fixture {
 }
 
 /// (archive path, rate, channels, seconds)
-const RECORDINGS: [(&str, u32, u16, f64); 3] = [
+const RECORDINGS: [(&str, u32, u16, f64); 4] = [
     ("20250601_040000", 48_000, 1, 20.3),
     ("site3/stereo", 44_100, 2, 7.1),
     ("site3/narrow", 16_000, 1, 3.0),
+    ("site3/surround", 48_000, 6, 4.2),
 ];
 
 impl Fixture {
@@ -102,7 +103,11 @@ fn tree_stat_and_whole_files_match_extract_and_the_oracle() {
     );
     assert_eq!(
         names(&m.path("site3")),
-        HashSet::from(["stereo.wav".into(), "narrow.wav".into()])
+        HashSet::from([
+            "stereo.wav".into(),
+            "narrow.wav".into(),
+            "surround.wav".into()
+        ])
     );
     let dir = std::fs::metadata(m.path("site3")).unwrap();
     assert!(dir.is_dir());

@@ -32,6 +32,23 @@ pub struct Fingerprint {
     pub arch: i64,
     /// Hash of a fixed decode with a save/restore in the middle.
     pub selftest: String,
+    /// The multistream layout (channel mapping family 1) the states were made for.
+    /// Absent for single-stream decoders (family 0), so mono and stereo fingerprints
+    /// are those of format version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<MultistreamLayout>,
+}
+
+/// A multistream decoder's layout as in its OpusHead. Different layouts can have states
+/// of equal size (the size depends on the stream counts only), so the fingerprint
+/// names the layout itself: a state never restores into another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultistreamLayout {
+    pub family: u8,
+    pub streams: u8,
+    pub coupled_streams: u8,
+    /// The OpusHead's channel mapping table, one entry per output channel.
+    pub mapping: Vec<u8>,
 }
 
 /// Where one checkpoint sits in the stream.

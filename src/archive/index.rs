@@ -3,7 +3,8 @@
 
 use sha2::{Digest, Sha256};
 
-use super::ogg::{OggError, OpusHead, PacketAssembler, opus_packet_duration_48k, parse_page};
+use super::ogg::{OggError, PacketAssembler, opus_packet_duration_48k, parse_page};
+use super::opus_head::OpusHead;
 
 /// One audio page. Counts are cumulative from the first audio packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -128,9 +128,10 @@ impl RecordingMeta {
         let stream = self.stream_bytes > 0 && self.index_rows > 0 && !self.index_sha256.is_empty();
         match self.codec.as_str() {
             "opus" => {
-                if !(1..=2).contains(&self.channels) {
+                let max = u16::from(super::opus_head::MAX_FAMILY1_CHANNELS);
+                if !(1..=max).contains(&self.channels) {
                     return bad(format!(
-                        "channels = {} (Opus recordings have 1 or 2)",
+                        "channels = {} (Opus recordings have 1 to {max})",
                         self.channels
                     ));
                 }

@@ -1,5 +1,5 @@
 //! Ogg pages (RFC 3533) as stored in a recording's `stream`: parsing with CRC checks,
-//! packet reassembly across pages, and the Ogg Opus identification header (RFC 7845).
+//! packet reassembly across pages, and Opus packet durations.
 //!
 //! Reading is hand-written rather than the `ogg` crate's `PacketReader` because the engine
 //! starts in the middle of a stream, at a page whose first packet may be the tail of one
@@ -18,6 +18,8 @@ pub enum OggError {
     Version { offset: u64, version: u8 },
     #[error("not an Ogg Opus stream: {0}")]
     NotOpus(String),
+    #[error("unsupported Ogg Opus channel mapping: {0}")]
+    Mapping(String),
 }
 
 /// One parsed page, borrowing from the buffer it was found in.
@@ -73,6 +75,14 @@ fn crc_update(mut crc: u32, bytes: &[u8]) -> u32 {
         crc = (crc << 8) ^ t[((crc >> 24) as u8 ^ b) as usize];
     }
     crc
+}
+
+/// Length of the page whose header starts `buf`, when `buf` holds that header whole
+/// (at most 27 + 255 bytes), so a reader can fetch exactly one page.
+pub fn page_len(buf: &[u8]) -> Option<usize> {
+    let nseg = usize::from(*buf.get(26)?);
+    let lacing = buf.get(27..27 + nseg)?;
+    Some(27 + nseg + lacing.iter().map(|&l| usize::from(l)).sum::<usize>())
 }
 
 /// Parses and CRC-checks the page at the start of `buf`; `offset` only labels errors.
@@ -168,64 +178,6 @@ impl PacketAssembler {
         }
         Ok(())
     }
-}
-
-/// The Ogg Opus identification header ("OpusHead").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpusHead {
-    pub channels: u8,
-    /// Samples at 48 kHz to drop from the decoder output's start.
-    pub pre_skip: u16,
-    pub input_sample_rate: u32,
-    pub output_gain: i16,
-    pub mapping_family: u8,
-}
-
-impl OpusHead {
-    pub fn parse(p: &[u8]) -> Result<Self, OggError> {
-        if p.len() < 19 || &p[0..8] != b"OpusHead" {
-            return Err(OggError::NotOpus(
-                "first packet is not an OpusHead header".into(),
-            ));
-        }
-        if p[8] & 0xF0 != 0 {
-            return Err(OggError::NotOpus(format!(
-                "unsupported OpusHead version {}",
-                p[8]
-            )));
-        }
-        let head = OpusHead {
-            channels: p[9],
-            pre_skip: u16::from_le_bytes([p[10], p[11]]),
-            input_sample_rate: u32::from_le_bytes([p[12], p[13], p[14], p[15]]),
-            output_gain: i16::from_le_bytes([p[16], p[17]]),
-            mapping_family: p[18],
-        };
-        if head.channels == 0 {
-            return Err(OggError::NotOpus("OpusHead declares 0 channels".into()));
-        }
-        Ok(head)
-    }
-
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut v = b"OpusHead".to_vec();
-        v.push(1);
-        v.push(self.channels);
-        v.extend_from_slice(&self.pre_skip.to_le_bytes());
-        v.extend_from_slice(&self.input_sample_rate.to_le_bytes());
-        v.extend_from_slice(&self.output_gain.to_le_bytes());
-        v.push(self.mapping_family);
-        v
-    }
-}
-
-/// An "OpusTags" header naming the writer, with no user comments.
-pub fn opus_tags(vendor: &str) -> Vec<u8> {
-    let mut v = b"OpusTags".to_vec();
-    v.extend_from_slice(&(vendor.len() as u32).to_le_bytes());
-    v.extend_from_slice(vendor.as_bytes());
-    v.extend_from_slice(&0u32.to_le_bytes());
-    v
 }
 
 /// Duration of an Opus packet in 48 kHz samples, from its TOC byte (RFC 6716 §3.1).
@@ -328,18 +280,5 @@ mod tests {
         assert_eq!(opus_packet_duration_48k(&[0x0B, 0x03]), Some(960 * 3));
         assert_eq!(opus_packet_duration_48k(&[0x0B, 0x07]), None); // 7 x 20 ms > 120 ms
         assert_eq!(opus_packet_duration_48k(&[]), None);
-    }
-
-    #[test]
-    fn opus_head_round_trips() {
-        let h = OpusHead {
-            channels: 2,
-            pre_skip: 312,
-            input_sample_rate: 44_100,
-            output_gain: 0,
-            mapping_family: 0,
-        };
-        assert_eq!(OpusHead::parse(&h.to_bytes()).unwrap(), h);
-        assert!(OpusHead::parse(b"OpusTags........xxxx").is_err());
     }
 }

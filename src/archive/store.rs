@@ -10,6 +10,8 @@ use zarrs::group::{Group, GroupBuilder};
 
 use super::checkpoints::StoredCheckpoints;
 use super::index::{self, PageIndex, PageRow};
+use super::ogg::{PacketAssembler, page_len, parse_page};
+use super::opus_head::OpusHead;
 use super::samples::SamplesReader;
 use super::{ArchiveError, RecordingMeta};
 
@@ -202,6 +204,28 @@ impl RecordingStore {
                 ArchiveError::damaged(self.dir().join("index"), "negative value in index")
             })?;
         Ok(PageIndex::new(rows, self.meta.stream_bytes))
+    }
+
+    /// The OpusHead of an Opus recording: the first packet, alone on the stream's first
+    /// page (RFC 7845 §3), read without the rest of the stream. Decoders need its
+    /// channel mapping, which the metadata does not repeat.
+    pub fn read_opus_head(&self) -> Result<OpusHead, ArchiveError> {
+        let path = self.dir().join("stream");
+        let header = self.read(0..27 + 255)?;
+        let len = page_len(&header)
+            .ok_or_else(|| ArchiveError::damaged(&path, "stream ends inside its first page"))?;
+        let bytes = self.read(0..len as u64)?;
+        let page =
+            parse_page(&bytes, 0).map_err(|e| ArchiveError::damaged(&path, e.to_string()))?;
+        let mut first = None;
+        let Ok(()) = PacketAssembler::new().push::<std::convert::Infallible>(&page, |p| {
+            first.get_or_insert_with(|| p.to_vec());
+            Ok(())
+        });
+        let packet = first.ok_or_else(|| {
+            ArchiveError::damaged(&path, "no packet ends on the first page (OpusHead)")
+        })?;
+        OpusHead::parse(&packet).map_err(|e| ArchiveError::damaged(&path, e.to_string()))
     }
 
     /// The `samples` array of a PCM recording.

@@ -55,7 +55,8 @@ fn rebuild_one(archive: &Archive, path: &str, interval_secs: f64) -> Result<usiz
     let interval = (interval_secs * f64::from(rec.meta().sample_rate))
         .round()
         .max(1.0) as u64;
-    let n = write_checkpoints(&rec, &index, rec.meta(), &dir, &tmp, interval);
+    let mapping = rec.read_opus_head()?.mapping;
+    let n = write_checkpoints(&rec, &index, rec.meta(), &mapping, &dir, &tmp, interval);
     let n = match n {
         Ok(n) => n,
         Err(e) => {

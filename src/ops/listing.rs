@@ -182,7 +182,9 @@ pub fn info(archive: &Archive, path: &str) -> Result<String, ArchiveError> {
     }
     match rec.read_checkpoints() {
         Ok(Some(c)) => {
-            let current = c.fingerprint == current_fingerprint(m.channels);
+            let current = rec
+                .read_opus_head()
+                .is_ok_and(|h| c.fingerprint == current_fingerprint(&h.mapping));
             let _ = writeln!(
                 o,
                 "checkpoints:          {} every {:.1} s, {} on disk ({:.2}% of stream){}",

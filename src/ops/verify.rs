@@ -172,18 +172,22 @@ fn check_opus(
         (layout.final_granule - i64::from(layout.head.pre_skip)) as u64 / m.granule_factor();
     if frames != m.frames
         || u32::from(layout.head.pre_skip) != m.pre_skip
-        || u16::from(layout.head.channels) != m.channels
+        || u16::from(layout.head.channels()) != m.channels
     {
         problem(
             format!(
                 "metadata (frames {}, pre-skip {}, channels {}) disagrees with the stream ({frames}, {}, {})",
-                m.frames, m.pre_skip, m.channels, layout.head.pre_skip, layout.head.channels
+                m.frames,
+                m.pre_skip,
+                m.channels,
+                layout.head.pre_skip,
+                layout.head.channels()
             ),
             true,
         );
     }
     let stored = match rec.read_checkpoints() {
-        Ok(Some(c)) if c.fingerprint == current_fingerprint(m.channels) => Some(c),
+        Ok(Some(c)) if c.fingerprint == current_fingerprint(&layout.head.mapping) => Some(c),
         Ok(Some(c)) => {
             problem(
                 format!(
@@ -213,7 +217,8 @@ fn check_opus(
     let mut bad = Vec::new();
     // Decodes the whole stream; at each stored checkpoint, compares the sequential
     // decoder's state with the stored one.
-    build_checkpoints(&bytes, &index, m, &dir, &plan, |dec| {
+    let mapping = &layout.head.mapping;
+    build_checkpoints(&bytes, &index, m, mapping, &dir, &plan, |dec| {
         let c = stored
             .as_ref()
             .expect("plan is empty without stored checkpoints");

@@ -50,8 +50,9 @@ pub fn sequential_decode(archive: &Archive, rec: &str) -> Vec<i16> {
     let r = archive.recording(rec).unwrap();
     let m = r.meta().clone();
     let bytes = r.read(0..m.stream_bytes).unwrap();
-    scan(&bytes, m.sample_rate).unwrap();
-    let mut dec = Decoder::new(m.sample_rate, m.channels).unwrap();
+    // the OpusHead's layout: a multistream decoder for mapping family 1
+    let head = scan(&bytes, m.sample_rate).unwrap().head;
+    let mut dec = Decoder::new(m.sample_rate, &head.mapping).unwrap();
     let mut out = Vec::new();
     let mut asm = PacketAssembler::new();
     let mut pos = 0;

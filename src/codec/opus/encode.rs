@@ -1,15 +1,18 @@
-//! Encoding PCM to a complete Ogg Opus stream (RFC 7845) in 20 ms packets.
+//! Encoding PCM to a complete Ogg Opus stream (RFC 7845) in 20 ms packets: mapping
+//! family 0 for 1–2 channels, family 1 (surround, Vorbis order) for 3–8.
 
 use ogg::{PacketWriteEndInfo, PacketWriter};
 
-use super::libopus::{Encoder, OpusError};
-use crate::archive::ogg::{OpusHead, opus_tags};
+use super::encoder::Encoder;
+use super::libopus::OpusError;
+use crate::archive::opus_head::{OpusHead, opus_tags};
 
 /// Packets per Ogg page: one second of 20 ms packets keeps the index small (one row per
 /// second) while a page stays a few kilobytes.
 const PACKETS_PER_PAGE: u64 = 50;
 
-/// Encodes interleaved f32 samples (-1.0..1.0) into an Ogg Opus byte stream.
+/// Encodes interleaved f32 samples (-1.0..1.0, WAV channel order) into an Ogg Opus
+/// byte stream.
 pub struct OggOpusEncoder {
     enc: Encoder,
     writer: PacketWriter<'static, Vec<u8>>,
@@ -27,19 +30,19 @@ pub struct OggOpusEncoder {
 }
 
 impl OggOpusEncoder {
-    /// `rate` must be an Opus rate (8, 12, 16, 24 or 48 kHz); `serial` names the Ogg stream.
+    /// `rate` must be an Opus rate (8, 12, 16, 24 or 48 kHz); `bitrate` is the total of
+    /// all channels; `serial` names the Ogg stream.
     pub fn new(rate: u32, channels: u16, bitrate: u32, serial: u32) -> Result<Self, OpusError> {
         let enc = Encoder::new(rate, channels, bitrate)?;
         let lookahead = u64::from(enc.lookahead()?);
         let factor = u64::from(48_000 / rate);
         let pre_skip_48k = lookahead * factor;
         let head = OpusHead {
-            channels: channels as u8,
             pre_skip: u16::try_from(pre_skip_48k)
                 .map_err(|_| OpusError::Lib("pre-skip too large".into()))?,
             input_sample_rate: rate,
             output_gain: 0,
-            mapping_family: 0,
+            mapping: enc.mapping().clone(),
         };
         let mut writer = PacketWriter::new(Vec::new());
         let io = |e: std::io::Error| OpusError::Lib(e.to_string());

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
+use super::decoder::Decoder;
 use super::fingerprint::{current_fingerprint, portable_states_work};
-use super::libopus::Decoder;
 use crate::archive::checkpoints::{CheckpointWriter, StoredCheckpoints};
 use crate::archive::index::PageIndex;
 use crate::archive::ogg::{PacketAssembler, parse_page};
+use crate::archive::opus_head::ChannelMapping;
 use crate::archive::{RecordingMeta, RecordingStore, StreamBytes};
 use crate::codec::{CodecError, SampleKind, Samples, SpanSource};
 
@@ -127,20 +128,20 @@ fn decode_packets(
 }
 
 /// Decodes the whole stream once, calling `at_checkpoint` with the decoder just before
-/// each planned checkpoint packet. Used by import and `zarr-wavfs index`.
+/// each planned checkpoint packet. Used by import, `zarr-wavfs index` and `verify`.
 pub fn build_checkpoints(
     stream: &dyn StreamBytes,
     index: &PageIndex,
     meta: &RecordingMeta,
+    mapping: &ChannelMapping,
     path: &std::path::Path,
     plan: &[(u64, u64)],
     mut at_checkpoint: impl FnMut(&Decoder) -> Result<(), CodecError>,
 ) -> Result<(), CodecError> {
-    let mut dec =
-        Decoder::new(meta.sample_rate, meta.channels).map_err(|source| CodecError::Opus {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let mut dec = Decoder::new(meta.sample_rate, mapping).map_err(|source| CodecError::Opus {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut scratch = Vec::new();
     let mut next = 0usize;
     let total = index.total_packets();
@@ -164,26 +165,28 @@ pub fn build_checkpoints(
     Ok(())
 }
 
-/// Writes checkpoints for a stream into `dir` (a `checkpoints` group).
+/// Writes checkpoints for a stream of channel layout `mapping` into `dir` (a
+/// `checkpoints` group).
 pub fn write_checkpoints(
     stream: &dyn StreamBytes,
     index: &PageIndex,
     meta: &RecordingMeta,
+    mapping: &ChannelMapping,
     path: &std::path::Path,
     dir: &std::path::Path,
     interval: u64,
 ) -> Result<usize, CodecError> {
-    if !portable_states_work(meta.channels) {
+    if !portable_states_work(mapping) {
         return Err(damaged(
             path,
             "this libopus build fails the checkpoint self-test; refusing to store checkpoints"
                 .into(),
         ));
     }
-    let fp = current_fingerprint(meta.channels);
+    let fp = current_fingerprint(mapping);
     let plan = plan_checkpoints(index, meta, interval);
     let mut w = CheckpointWriter::create(dir, &fp, interval, plan.clone())?;
-    build_checkpoints(stream, index, meta, path, &plan, |dec| {
+    build_checkpoints(stream, index, meta, mapping, path, &plan, |dec| {
         let state = dec.export_state().map_err(|source| CodecError::Opus {
             path: path.to_path_buf(),
             source,
@@ -207,6 +210,8 @@ pub struct OpusSource {
     store: Arc<RecordingStore>,
     index: PageIndex,
     meta: RecordingMeta,
+    /// The OpusHead's channel layout, which every decoder is made with.
+    mapping: ChannelMapping,
     path: PathBuf,
     /// (packet, sample) at the start of spans 1..; span 0 starts at packet 0.
     positions: Vec<(u64, u64)>,
@@ -222,6 +227,17 @@ impl OpusSource {
         let meta = store.meta().clone();
         let path = store.dir();
         let index = store.read_index()?;
+        let mapping = store.read_opus_head()?.mapping;
+        if u16::from(mapping.channels()) != meta.channels {
+            return Err(damaged(
+                &path,
+                format!(
+                    "metadata says {} channels, the OpusHead {}",
+                    meta.channels,
+                    mapping.channels()
+                ),
+            ));
+        }
         let expected = meta.pre_skip_samples() + meta.frames;
         if expected > index.total_samples() {
             return Err(damaged(
@@ -236,8 +252,8 @@ impl OpusSource {
             // A build whose self-test fails never trusts stored states, even ones whose
             // fingerprint (including the "failed" self-test) equals its own.
             Ok(Some(c))
-                if c.fingerprint == current_fingerprint(meta.channels)
-                    && portable_states_work(meta.channels) =>
+                if c.fingerprint == current_fingerprint(&mapping)
+                    && portable_states_work(&mapping) =>
             {
                 Some(c)
             }
@@ -292,6 +308,7 @@ impl OpusSource {
             store,
             index,
             meta,
+            mapping,
             path,
             positions,
             starts,
@@ -312,7 +329,7 @@ impl OpusSource {
     }
 
     fn fresh(&self) -> Result<Decoder, CodecError> {
-        Decoder::new(self.meta.sample_rate, self.meta.channels).map_err(|e| self.opus_err(e))
+        Decoder::new(self.meta.sample_rate, &self.mapping).map_err(|e| self.opus_err(e))
     }
 
     /// First packet of span `j`.
