@@ -282,7 +282,7 @@ fn choose_codec(asked: Option<Codec>, spec: &InputSpec, path: &Path) -> Result<C
             let max = u16::from(MAX_FAMILY1_CHANNELS);
             if !(1..=max).contains(&spec.channels) {
                 return refuse(format!(
-                    "{} channels: Opus recordings take 1 to {max} (Ogg Opus surround, mapping family 1); use --codec pcm (up to 255 channels; --codec flac also stops at 8)",
+                    "{} channels: Opus recordings take 1 to {max} (Ogg Opus mapping family 1); use --codec pcm (up to 255 channels; --codec flac also stops at 8)",
                     spec.channels
                 ));
             }

@@ -1,5 +1,5 @@
 //! Encoding PCM to a complete Ogg Opus stream (RFC 7845) in 20 ms packets: mapping
-//! family 0 for 1–2 channels, family 1 (surround, Vorbis order) for 3–8.
+//! family 0 for 1–2 channels, family 1 (Vorbis order) for 3–8.
 
 use ogg::{PacketWriteEndInfo, PacketWriter};
 

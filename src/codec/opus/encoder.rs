@@ -1,6 +1,8 @@
-//! libopus encoders: a single-stream encoder for 1–2 channels (mapping family 0) and
-//! libopus's surround multistream encoder for 3–8 (family 1, Vorbis order, which also
-//! chooses the streams and their coupling).
+//! libopus encoders: a single-stream encoder for 1–2 channels (mapping family 0) and a
+//! multistream encoder for 3–8 (family 1, Vorbis order) with the streams and coupling
+//! libopus's surround encoder chooses, but without its surround treatment: the surround
+//! encoder codes channel 4 of 6–8 as LFE and keeps only its lowest 400 Hz, which would
+//! destroy one microphone of an array.
 
 use std::os::raw::c_int;
 
@@ -16,7 +18,7 @@ const MAX_STREAM_PACKET: usize = 4000;
 
 enum State {
     Single(*mut ffi::OpusEncoder),
-    Surround(*mut ffi::OpusMSEncoder),
+    Multi(*mut ffi::OpusMSEncoder),
 }
 
 /// An Opus encoder (libopus's own allocation) taking interleaved f32 in WAV order.
@@ -80,6 +82,26 @@ impl Encoder {
             if st.is_null() || err != 0 {
                 return Err(lib_error(err));
             }
+            // Only the layout was wanted: encode with a plain multistream encoder of that
+            // layout, which treats every channel as full band.
+            // SAFETY: st came from the create call above and is not used again.
+            unsafe { ffi::opus_multistream_encoder_destroy(st) };
+            // SAFETY: table holds `channels` valid entries for `streams`/`coupled`, as
+            // libopus itself produced them; errors are reported through err.
+            let st = unsafe {
+                ffi::opus_multistream_encoder_create(
+                    rate,
+                    c_int::from(channels),
+                    streams,
+                    coupled,
+                    table.as_ptr(),
+                    ffi::OPUS_APPLICATION_AUDIO,
+                    &mut err,
+                )
+            };
+            if st.is_null() || err != 0 {
+                return Err(lib_error(err));
+            }
             let mapping = ChannelMapping::family1(
                 streams as u8,
                 coupled as u8,
@@ -87,7 +109,7 @@ impl Encoder {
             );
             match mapping {
                 Ok(mapping) => Encoder {
-                    st: State::Surround(st),
+                    st: State::Multi(st),
                     mapping,
                     reorder: vorbis_of_wav(usize::from(channels)),
                 },
@@ -107,7 +129,7 @@ impl Encoder {
         let rc = unsafe {
             match self.st {
                 State::Single(st) => ffi::opus_encoder_ctl(st, request, value),
-                State::Surround(st) => ffi::opus_multistream_encoder_ctl(st, request, value),
+                State::Multi(st) => ffi::opus_multistream_encoder_ctl(st, request, value),
             }
         };
         if rc != 0 {
@@ -129,7 +151,7 @@ impl Encoder {
         let rc = unsafe {
             match self.st {
                 State::Single(st) => ffi::opus_encoder_ctl(st, ffi::OPUS_GET_LOOKAHEAD_REQUEST, p),
-                State::Surround(st) => {
+                State::Multi(st) => {
                     ffi::opus_multistream_encoder_ctl(st, ffi::OPUS_GET_LOOKAHEAD_REQUEST, p)
                 }
             }
@@ -152,7 +174,7 @@ impl Encoder {
                 State::Single(st) => {
                     ffi::opus_encode_float(st, pcm.as_ptr(), frames as c_int, out.as_mut_ptr(), cap)
                 }
-                State::Surround(st) => {
+                State::Multi(st) => {
                     let mut vorbis = pcm.to_vec();
                     if let Some(perm) = self.reorder {
                         wav_to_vorbis(perm, &mut vorbis);
@@ -181,7 +203,7 @@ impl Drop for Encoder {
         unsafe {
             match self.st {
                 State::Single(st) => ffi::opus_encoder_destroy(st),
-                State::Surround(st) => ffi::opus_multistream_encoder_destroy(st),
+                State::Multi(st) => ffi::opus_multistream_encoder_destroy(st),
             }
         }
     }
