@@ -126,3 +126,34 @@ impl Drop for Mount {
         }
     }
 }
+
+/// Every running fusermount3 with its arguments and open file descriptors, for
+/// diagnosing a mount that did not go away.
+pub fn fusermount_processes() -> String {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("fusermount") {
+            let fds: Vec<String> = std::fs::read_dir(e.path().join("fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|f| {
+                    let target = std::fs::read_link(f.path()).unwrap_or_default();
+                    format!("{}->{}", f.file_name().to_string_lossy(), target.display())
+                })
+                .collect();
+            out.push(format!(
+                "{}: {cmd} fds [{}]",
+                e.file_name().to_string_lossy(),
+                fds.join(", ")
+            ));
+        }
+    }
+    if out.is_empty() {
+        "no fusermount3 running".into()
+    } else {
+        out.join("; ")
+    }
+}
