@@ -40,8 +40,10 @@ pub struct ImportOptions {
     pub checkpoint_interval_secs: f64,
     pub force: bool,
     pub start_time: Option<String>,
-    /// How to store the audio; None: FLAC, or PCM for float input.
+    /// How to store the audio; None: FLAC, or PCM for what FLAC cannot hold.
     pub codec: Option<Codec>,
+    /// Threads one FLAC encode uses (`import_all` shares the cores among the files).
+    pub encoder_threads: usize,
 }
 
 impl Default for ImportOptions {
@@ -53,6 +55,7 @@ impl Default for ImportOptions {
             force: false,
             start_time: None,
             codec: None,
+            encoder_threads: 1,
         }
     }
 }
@@ -306,6 +309,7 @@ fn encode_flac(
     mut reader: Box<dyn InputReader>,
     staged: &StagedRecording,
     path: &Path,
+    threads: usize,
 ) -> Result<RecordingMeta, ImportError> {
     let spec = reader.spec().clone();
     let InKind::Int { bits } = spec.kind else {
@@ -321,7 +325,7 @@ fn encode_flac(
         spec.channels,
         bits,
         spec.sample_rate,
-        1,
+        threads,
     )
     .map_err(flac)?;
     let mut frames = 0u64;
@@ -621,7 +625,7 @@ pub fn import_one(
                     Codec::Opus => {
                         store_opus(encode_opus(reader, path, opts)?, &staged, path, opts)?
                     }
-                    Codec::Flac => encode_flac(reader, &staged, path)?,
+                    Codec::Flac => encode_flac(reader, &staged, path, opts.encoder_threads)?,
                 };
                 (meta, spec.start_time)
             }
@@ -645,9 +649,15 @@ pub fn import_all(
     progress: &(dyn Fn(&Job, &Result<RecordingMeta, ImportError>) + Sync),
 ) -> Vec<Result<RecordingMeta, ImportError>> {
     clean_stale_staging(archive);
+    // Files are imported in parallel; the cores left over (fewer files than cores) go
+    // to each file's FLAC encoder.
+    let opts = ImportOptions {
+        encoder_threads: (rayon::current_num_threads() / jobs.len().max(1)).clamp(1, 64),
+        ..opts.clone()
+    };
     jobs.par_iter()
         .map(|job| {
-            let r = import_one(archive, job, opts);
+            let r = import_one(archive, job, &opts);
             progress(job, &r);
             r
         })

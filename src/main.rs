@@ -253,6 +253,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
                 force,
                 start_time,
                 codec,
+                ..ImportOptions::default()
             };
             let bar = ProgressBar::new(jobs.len() as u64);
             bar.set_draw_target(ProgressDrawTarget::stderr());
