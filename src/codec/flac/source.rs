@@ -9,9 +9,12 @@ use super::{FrameEntry, StreamInfo, decode_frames, stream_info};
 use crate::archive::{RecordingStore, StreamBytes};
 use crate::codec::{CodecError, SampleKind, Samples, SpanSource};
 
-/// A span grows by whole frames until it holds this many samples (all channels):
-/// 128 KiB at 16 bits, so a cold read decodes little more than it needs.
-const SPAN_SAMPLES: u64 = 1 << 17;
+/// A span grows by whole frames until it holds this many samples (all channels): four
+/// 4,096-sample frames of mono, two of stereo, one frame above. Measured on 10 minutes
+/// of 48 kHz mono through the mount: cold 4 KiB reads p50 0.5 ms / p99 1.1 ms, against
+/// 3.4 / 6.5 ms with runs of 131,072 samples, for 20–30% less sequential speed (each
+/// span is a separate read of `stream`); one frame per span halved sequential speed.
+const SPAN_SAMPLES: u64 = 1 << 14;
 
 pub struct FlacSource {
     store: Arc<RecordingStore>,
