@@ -158,7 +158,7 @@ impl Recording {
         let (mut at, mut bytes) = (0, Vec::new());
         self.for_each_part(start, (out.len() / ch) as u64, |span, r| {
             let n = r.len();
-            if let Samples::I16(v) = span {
+            if let (Samples::I16(v), SampleKind::Int(16)) = (span, kind) {
                 out[at..at + n].copy_from_slice(&v[r]);
             } else {
                 bytes.clear();
@@ -210,7 +210,15 @@ fn encode_part(
     out: &mut Vec<u8>,
 ) {
     match span {
-        Samples::I16(v) => encode_i16(&v[r], format, out),
+        Samples::I16(v) => match kind {
+            // Narrower integers (8, 12 bits) sit right-justified in the i16: widen them
+            // to full scale like every other width.
+            SampleKind::Int(bits) if bits < 16 => {
+                let wide: Vec<i32> = v[r].iter().map(|&s| i32::from(s)).collect();
+                encode_i32(&wide, bits, format, out)
+            }
+            _ => encode_i16(&v[r], format, out),
+        },
         Samples::I32(v) => {
             let bits = match kind {
                 SampleKind::Int(bits) => bits,

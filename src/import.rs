@@ -254,6 +254,11 @@ fn choose_codec(asked: Option<Codec>, spec: &InputSpec, path: &Path) -> Result<C
         && spec.sample_rate <= 655_350;
     let codec = asked.unwrap_or(if flac_fits { Codec::Flac } else { Codec::Pcm });
     let refuse = |why: String| Err(input_err(path, why));
+    if let InKind::Int { bits } = spec.kind
+        && !(4..=32).contains(&bits)
+    {
+        return refuse(format!("{bits}-bit samples: 4 to 32 bits are supported"));
+    }
     match codec {
         Codec::Flac => {
             match spec.kind {

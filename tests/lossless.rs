@@ -621,3 +621,41 @@ fn mp3_and_vorbis_inputs_are_decoded_and_kept_as_float_pcm() {
     let wav = std::fs::read(d.join("mp3.wav")).unwrap();
     assert_eq!(fmt_of(&wav).3, 32);
 }
+
+/// 8-bit samples (stored right-justified as int8 values) are served at full 16-bit
+/// scale, as every WAV reader maps 8-bit: sample × 256, through both lossless codecs.
+#[test]
+fn eight_bit_recordings_are_served_at_full_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let src = d.join("u8.wav");
+    common::write_wav(&src, 8_000, 2, 8, false, 8_000 * 2 + 3);
+    let want: Vec<i16> = hound::WavReader::open(&src)
+        .unwrap()
+        .samples::<i32>()
+        .map(|s| (s.unwrap() << 8) as i16)
+        .collect();
+    assert!(
+        want.iter().any(|&s| s.unsigned_abs() > 8_000),
+        "test signal too quiet"
+    );
+    let arch = d.join("arch");
+    for codec in ["flac", "pcm"] {
+        let o = run(&[
+            &"import", &arch, &src, &"--codec", &codec, &"--into", &codec,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = d.join(format!("{codec}.wav"));
+        let o = run(&[&"extract", &arch, &format!("{codec}/u8"), &"-o", &out]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let got: Vec<i16> = hound::WavReader::open(&out)
+            .unwrap()
+            .samples::<i16>()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            got == want,
+            "{codec}: 8-bit samples not served at full scale"
+        );
+    }
+}

@@ -108,7 +108,9 @@ impl RecordingMeta {
         Ok(m)
     }
 
-    fn validate(&self, dir: &Path) -> Result<(), ArchiveError> {
+    /// Checks the metadata as readers do; `dir` labels errors. Writers call it too, so
+    /// nothing is committed that readers would refuse.
+    pub fn validate(&self, dir: &Path) -> Result<(), ArchiveError> {
         let bad = |msg: String| Err(ArchiveError::metadata(dir, msg));
         if !READ_VERSIONS.contains(&self.format_version) {
             return bad(format!(

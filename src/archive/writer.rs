@@ -117,6 +117,7 @@ impl StagedRecording {
     /// Refuses to replace an existing node unless `force`; with `force` the old one is
     /// swapped out atomically (`renameat2(RENAME_EXCHANGE)`) and then deleted.
     pub fn commit(mut self, meta: &RecordingMeta, force: bool) -> Result<(), ArchiveError> {
+        meta.validate(&self.archive_root.join(&self.target))?;
         GroupBuilder::new()
             .attributes(meta.to_attrs())
             .build(self.store.clone(), "/")

@@ -176,6 +176,10 @@ impl CompressedReader {
                     return Ok(true);
                 }
                 Ok(Err(message)) => return Err(InputError::malformed(&path, format, message)),
+                // A lossless codec (ALAC) must not lose a packet quietly.
+                Err(SymphoniaError::DecodeError(m)) if !self.spec.lossy => {
+                    return Err(InputError::decode(&path, format, m.to_string()));
+                }
                 Err(SymphoniaError::DecodeError(m)) => {
                     self.skipped_packets += 1;
                     if self.skipped_packets == 1 {

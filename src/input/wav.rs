@@ -19,7 +19,7 @@
 //! warning. Compressed WAV encodings (ADPCM, A-law, MPEG ...) are refused.
 //!
 //! The data size: a `data` chunk whose size is 0xFFFFFFFF (RIFF, or RF64 without `ds64`),
-//! 0x7FFF0000 or more (the guess sox and others write when streaming to a pipe), or 0 in a
+//! 0x7FFFF000 (what sox writes when streaming to a pipe), or 0 in a
 //! file whose RIFF size ends at the `data` header although samples follow (a header never
 //! finalised), is read to the end of the file in whole frames, a partial last frame
 //! dropped; `frames` is set to that and a warning is logged. Any other size larger than
@@ -34,8 +34,9 @@ use std::path::{Path, PathBuf};
 
 use super::start_time;
 
-/// Data sizes from this value up are placeholders of streaming writers, not promises.
-const STREAMING_SIZE_GUESS: u64 = 0x7FFF_0000;
+/// The data size sox writes when streaming to a pipe (it cannot seek back to fix it): a
+/// placeholder, not a promise. Any other size past the end of the file is.
+const SOX_PIPE_SIZE: u64 = 0x7FFF_F000;
 use super::{Block, InputError, InputReader, InputSpec, SampleKind};
 
 /// Largest block read at once, so that a huge `max_frames` cannot exhaust memory.
@@ -226,7 +227,7 @@ impl WavReader {
             // what is there would pass a partial recording off as whole.
             None if data
                 .declared
-                .is_some_and(|d| d > data.available && d < STREAMING_SIZE_GUESS) =>
+                .is_some_and(|d| d > data.available && d != SOX_PIPE_SIZE) =>
             {
                 return Err(InputError::Truncated {
                     path: path.to_path_buf(),

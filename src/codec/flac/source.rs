@@ -78,7 +78,8 @@ impl FlacSource {
 }
 
 /// The frame table from `index` rows `[offset, length, first sample, samples]`, checked:
-/// frames follow each other in the stream and in time, from sample 0 to `total`.
+/// frames follow each other without gaps in the stream and in time, from sample 0 to
+/// `total` (a span's frames are decoded from one contiguous byte range).
 pub fn frames_from_index(
     rows: &[[i64; 4]],
     stream_bytes: u64,
@@ -96,7 +97,7 @@ pub fn frames_from_index(
         if first != next_sample
             || samples == 0
             || len == 0
-            || offset < min_offset
+            || (i > 0 && offset != min_offset)
             || offset.saturating_add(len) > stream_bytes
         {
             return Err(format!("index row {i} does not follow the one before it"));
