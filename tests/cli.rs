@@ -508,16 +508,7 @@ fn directories_import_recursively_as_folders() {
 fn zarr_python_reads_the_same_stream_and_attributes() {
     let (_dir, arch) = archive_with(3);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/zarr_python_check.py");
-    let has_zarr = std::process::Command::new("python3")
-        .args(["-c", "import zarr"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_zarr {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "zarr-python is missing in CI (scripts/setup.sh installs it)"
-        );
-        eprintln!("SKIPPED: zarr-python not installed; run scripts/setup.sh");
+    if !common::python_has("zarr") {
         return;
     }
     let o = std::process::Command::new("python3")

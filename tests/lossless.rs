@@ -238,16 +238,7 @@ fn whole_file(f: &Fixture, rec: &str) -> Vec<u8> {
 #[test]
 fn zarr_python_reads_pcm_samples_as_the_source_holds_them() {
     let f = fixture();
-    let has = std::process::Command::new("python3")
-        .args(["-c", "import zarr, soundfile, numpy"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "zarr-python/soundfile missing in CI (scripts/setup.sh installs them)"
-        );
-        eprintln!("SKIPPED: zarr-python or soundfile not installed; run scripts/setup.sh");
+    if !common::python_has("zarr, soundfile, numpy") {
         return;
     }
     let script = r#"

@@ -276,71 +276,62 @@ mod tests {
 
     #[test]
     fn audiomoth_comments_in_all_firmware_variants() {
-        let am = |s: &str| from_audiomoth(s);
         let tail = " by AudioMoth 24F319055FDF2D6A at medium gain while battery was greater than 4.9V and temperature was 21.3C.";
-        assert_eq!(
-            am(&format!("Recorded at 04:00:00 01/06/2025 (UTC){tail}")).as_deref(),
-            Some("2025-06-01T04:00:00Z")
-        );
-        assert_eq!(
-            am("Recorded at 05:00:00 01/06/2025 (UTC+1) during deployment X").as_deref(),
-            Some("2025-06-01T04:00:00Z")
-        );
-        assert_eq!(
-            am("Recorded at 23:00:00 31/05/2025 (UTC-5) by AudioMoth").as_deref(),
-            Some("2025-06-01T04:00:00Z")
-        );
-        assert_eq!(
-            am("Recorded at 09:30:00 01/06/2025 (UTC+5:30) by AudioMoth").as_deref(),
-            Some("2025-06-01T04:00:00Z")
-        );
-        assert_eq!(
-            am("Recorded at 03:30:00 01/06/2025 (UTC-0:30) by AudioMoth").as_deref(),
-            Some("2025-06-01T04:00:00Z")
-        );
-        assert_eq!(
-            am("Recorded at 00:30:00 01/01/2026 (UTC+12) by AudioMoth").as_deref(),
-            Some("2025-12-31T12:30:00Z")
-        );
-        assert_eq!(
-            am("Recorded at 04:00:00.250 01/06/2025 (UTC) by AudioMoth Live using X.").as_deref(),
-            Some("2025-06-01T04:00:00Z")
-        );
-        assert_eq!(
-            am("Recorded at 04:00:00 30/02/2025 (UTC) by AudioMoth"),
-            None
-        );
-        assert_eq!(
-            am("Recorded at 04:00:00 01/13/2025 (UTC) by AudioMoth"),
-            None
-        );
-        assert_eq!(am("Recorded at 04:00:00 01/06/2025 (UTC+99) by"), None);
-        assert_eq!(am("Recorded at 04:00:00 01/06/2025 (GMT) by"), None);
-        assert_eq!(am("Recorded at 4:00:00 01/06/2025 (UTC)"), None);
-        assert_eq!(am("Something else"), None);
+        let first = format!("Recorded at 04:00:00 01/06/2025 (UTC){tail}");
+        let cases: [(&str, Option<&str>); 13] = [
+            (&first, Some("2025-06-01T04:00:00Z")),
+            (
+                "Recorded at 05:00:00 01/06/2025 (UTC+1) during deployment X",
+                Some("2025-06-01T04:00:00Z"),
+            ),
+            (
+                "Recorded at 23:00:00 31/05/2025 (UTC-5) by AudioMoth",
+                Some("2025-06-01T04:00:00Z"),
+            ),
+            (
+                "Recorded at 09:30:00 01/06/2025 (UTC+5:30) by AudioMoth",
+                Some("2025-06-01T04:00:00Z"),
+            ),
+            (
+                "Recorded at 03:30:00 01/06/2025 (UTC-0:30) by AudioMoth",
+                Some("2025-06-01T04:00:00Z"),
+            ),
+            (
+                "Recorded at 00:30:00 01/01/2026 (UTC+12) by AudioMoth",
+                Some("2025-12-31T12:30:00Z"),
+            ),
+            (
+                "Recorded at 04:00:00.250 01/06/2025 (UTC) by AudioMoth Live using X.",
+                Some("2025-06-01T04:00:00Z"),
+            ),
+            ("Recorded at 04:00:00 30/02/2025 (UTC) by AudioMoth", None),
+            ("Recorded at 04:00:00 01/13/2025 (UTC) by AudioMoth", None),
+            ("Recorded at 04:00:00 01/06/2025 (UTC+99) by", None),
+            ("Recorded at 04:00:00 01/06/2025 (GMT) by", None),
+            ("Recorded at 4:00:00 01/06/2025 (UTC)", None),
+            ("Something else", None),
+        ];
+        for (comment, want) in cases {
+            assert_eq!(from_audiomoth(comment).as_deref(), want, "{comment}");
+        }
     }
 
     #[test]
     fn iso_and_guano_timestamps() {
-        assert_eq!(
-            from_iso("2025-06-01T04:00:00").as_deref(),
-            Some("2025-06-01T04:00:00Z")
-        );
-        assert_eq!(
-            from_iso("2025-06-01 04:00:00Z").as_deref(),
-            Some("2025-06-01T04:00:00Z")
-        );
-        assert_eq!(
-            from_iso("2025-06-01T06:00:00.123+02:00").as_deref(),
-            Some("2025-06-01T04:00:00Z")
-        );
-        assert_eq!(
-            from_iso("2025-06-01T00:00:00-0400").as_deref(),
-            Some("2025-06-01T04:00:00Z")
-        );
-        assert_eq!(from_iso("2025-06-01"), None);
-        assert_eq!(from_iso("2025"), None);
-        assert_eq!(from_iso("2025-06-01T04:00:00 junk"), None);
+        for (iso, want) in [
+            ("2025-06-01T04:00:00", Some("2025-06-01T04:00:00Z")),
+            ("2025-06-01 04:00:00Z", Some("2025-06-01T04:00:00Z")),
+            (
+                "2025-06-01T06:00:00.123+02:00",
+                Some("2025-06-01T04:00:00Z"),
+            ),
+            ("2025-06-01T00:00:00-0400", Some("2025-06-01T04:00:00Z")),
+            ("2025-06-01", None),
+            ("2025", None),
+            ("2025-06-01T04:00:00 junk", None),
+        ] {
+            assert_eq!(from_iso(iso).as_deref(), want, "{iso}");
+        }
         let guano = "GUANO|Version:1.0\nMake:Open Acoustic Devices\nTimestamp:2025-06-01T05:00:00+01:00\nLoc Position:1 2\n";
         assert_eq!(from_guano(guano).as_deref(), Some("2025-06-01T04:00:00Z"));
         assert_eq!(from_guano("GUANO|Version:1.0\n"), None);

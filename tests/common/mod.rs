@@ -120,3 +120,20 @@ pub fn assert_clean_failure(o: &Output, needle: &str) {
         "error does not mention {needle:?}: {err}"
     );
 }
+
+/// Whether python3 can import `modules` (comma-separated). Without them the test says so
+/// and passes, except under CI (`CI` set), where they must be there.
+pub fn python_has(modules: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 cannot import {modules} in CI (scripts/setup.sh installs them)"
+        );
+        eprintln!("SKIPPED: python3 cannot import {modules}; run scripts/setup.sh");
+    }
+    ok
+}
