@@ -76,17 +76,7 @@ fn stored_stream_plays_in_opusdec_with_the_same_frame_count() {
     let opus = dir.path().join("x.opus");
     std::fs::write(&opus, &bytes).unwrap();
     let out = dir.path().join("dec.wav");
-    let o = std::process::Command::new("opusdec")
-        .args(["--quiet", "--no-dither", "--rate", "48000"])
-        .arg(&opus)
-        .arg(&out)
-        .output()
-        .expect("opusdec must be installed (scripts/setup.sh installs opus-tools)");
-    assert!(
-        o.status.success(),
-        "opusdec: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::opusdec(&opus, &out);
     let r = hound::WavReader::open(&out).unwrap();
     assert_eq!(u64::from(r.duration()), rec.meta().frames);
 }
@@ -348,15 +338,7 @@ fn bad_inputs_get_one_clear_line_each() {
     assert_clean_failure(&o, "empty.wav");
     assert!(stderr(&o).contains("empty"));
     // nothing failed half-way: no recording appeared
-    if arch.exists() {
-        assert!(
-            Archive::open(&arch)
-                .unwrap()
-                .recordings()
-                .unwrap()
-                .is_empty()
-        );
-    }
+    common::assert_no_recordings(&arch);
     // an archive path that is not an archive
     std::fs::create_dir(d.join("plain")).unwrap();
     std::fs::write(d.join("plain/file.txt"), b"x").unwrap();

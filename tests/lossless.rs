@@ -542,15 +542,7 @@ fn unsupported_shapes_are_refused_and_the_default_still_stores_them() {
         let o = run(&[&"import", &arch, &d.join(file), &"--codec", &codec]);
         common::assert_clean_failure(&o, needle);
     }
-    if arch.exists() {
-        assert!(
-            Archive::open(&arch)
-                .unwrap()
-                .recordings()
-                .unwrap()
-                .is_empty()
-        );
-    }
+    common::assert_no_recordings(&arch);
     let o = run(&[
         &"import",
         &arch,

@@ -189,21 +189,6 @@ fn every_channel_of_6_keeps_its_full_band() {
     }
 }
 
-/// Decodes an Ogg Opus file with opusdec to `out` (WAV, or raw when it ends in .raw).
-fn opusdec(opus: &Path, out: &Path) {
-    let o = Command::new("opusdec")
-        .args(["--quiet", "--no-dither", "--rate", "48000"])
-        .arg(opus)
-        .arg(out)
-        .output()
-        .expect("opusdec must be installed (scripts/setup.sh installs opus-tools)");
-    assert!(
-        o.status.success(),
-        "opusdec: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 #[test]
 fn opusdec_of_the_stored_stream_equals_the_served_samples() {
     let f = fixture();
@@ -215,7 +200,7 @@ fn opusdec_of_the_stored_stream_equals_the_served_samples() {
         std::fs::write(&opus, rec.read(0..rec.meta().stream_bytes).unwrap()).unwrap();
         // opusdec writes WAV files in WAV channel order (it permutes from Vorbis order)
         let dec = f.dir.join(format!("{name}.opusdec.wav"));
-        opusdec(&opus, &dec);
+        common::opusdec(&opus, &dec);
         let (dec_ch, theirs) = read_wav(&dec);
         assert_eq!(usize::from(dec_ch), ch);
         let ours = common::sequential_decode(&archive, &name);
@@ -223,7 +208,7 @@ fn opusdec_of_the_stored_stream_equals_the_served_samples() {
         if ch == 6 {
             // raw output stays in the stream's Vorbis order: FL FC FR RL RR LFE
             let raw = f.dir.join("tones6.opusdec.raw");
-            opusdec(&opus, &raw);
+            common::opusdec(&opus, &raw);
             let raw: Vec<i16> = std::fs::read(&raw)
                 .unwrap()
                 .chunks_exact(2)
@@ -261,7 +246,7 @@ fn an_opusenc_surround_file_is_copied_byte_for_byte_and_served() {
     );
     let (_, served) = extract(&f.arch, "opusenc6", &f.dir.join("opusenc6.out.wav"));
     let dec = f.dir.join("opusenc6.opusdec.wav");
-    opusdec(&opus, &dec);
+    common::opusdec(&opus, &dec);
     assert!(
         served == read_wav(&dec).1,
         "served WAV differs from opusdec's"

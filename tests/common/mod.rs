@@ -137,3 +137,33 @@ pub fn python_has(modules: &str) -> bool {
     }
     ok
 }
+
+/// Decodes an Ogg Opus file with opusdec (48 kHz, no dither) to `out`: WAV, or raw when
+/// it ends in .raw. An independent decoder to compare ours with.
+pub fn opusdec(opus: &Path, out: &Path) {
+    let o = Command::new("opusdec")
+        .args(["--quiet", "--no-dither", "--rate", "48000"])
+        .arg(opus)
+        .arg(out)
+        .output()
+        .expect("opusdec must be installed (scripts/setup.sh installs opus-tools)");
+    assert!(
+        o.status.success(),
+        "opusdec: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Asserts that nothing failed half-way: the archive at `arch`, if it was created at
+/// all, holds no recording.
+pub fn assert_no_recordings(arch: &Path) {
+    if arch.exists() {
+        assert!(
+            Archive::open(arch)
+                .unwrap()
+                .recordings()
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
