@@ -152,9 +152,15 @@ fn crate_sequential_decode(archive: &Archive) -> anyhow::Result<Duration> {
     let rec = archive.recording(REC)?;
     let index = rec.read_index()?;
     let mapping = rec.read_opus_head()?.mapping;
-    build_checkpoints(&rec, &index, rec.meta(), &mapping, &rec.dir(), &[], |_| {
-        Ok(())
-    })?;
+    build_checkpoints(
+        &rec,
+        &index,
+        rec.meta(),
+        &mapping,
+        &rec.dir(),
+        &[],
+        |_, _| Ok(()),
+    )?;
     Ok(t.elapsed())
 }
 

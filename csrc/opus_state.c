@@ -35,6 +35,8 @@
 #include "celt/modes.h"
 #include "celt/cpu_support.h"
 #include "silk/API.h"
+#include "celt/celt.h"
+#include "celt/celt_lpc.h"
 
 #define ZW_OK 0
 #define ZW_BAD_LAYOUT -1
@@ -248,4 +250,61 @@ int zw_opus_layout_ok(void) {
     if (silk_Get_Decoder_Size(&size) != 0) return 0;
     return size == (opus_int)sizeof(zw_silk_decoder)
         && opus_multistream_decoder_get_size(2, 1) == ms_expected;
+}
+
+/* CELT's history buffer length in samples per channel (celt/celt_decoder.c). */
+#define ZW_DECODE_BUFFER_SIZE 2048
+
+/* Byte ranges of the signal history inside the portable image of one decoder at
+ * `img` (`size` bytes): the CELT decoder's decode_mem and each SILK channel's exc_Q14
+ * and outBuf. They are the bulk of a state and what its next packets overwrite, so a
+ * checkpoint can store a state with them zeroed (see docs/FORMAT.md, "seeded
+ * checkpoints"); nothing depends on these ranges being exact. Writes (offset, length)
+ * pairs into `pairs` (room for ZW_HISTORY_PAIRS) and returns how many, or
+ * ZW_BAD_LAYOUT. */
+#define ZW_HISTORY_PAIRS (1 + 2 * DECODER_NUM_CHANNELS)
+static int history(const unsigned char *img, int size, int *pairs) {
+    int celt, silk, ch, channels, celt_size, tail, mem, end, n = 0, rc;
+    const OpusCustomMode *mode = static_mode();
+    if ((rc = offsets(img, size, &celt, &silk)) != ZW_OK) return rc;
+    memcpy(&channels, img + 2 * sizeof(int), sizeof(int));
+    if (channels < 1 || channels > 2) return ZW_BAD_LAYOUT;
+    celt_size = celt_decoder_get_size(channels);
+    tail = channels * LPC_ORDER * (int)sizeof(opus_val16)
+        + 4 * 2 * mode->nbEBands * (int)sizeof(opus_val16);
+    mem = channels * (ZW_DECODE_BUFFER_SIZE + mode->overlap) * (int)sizeof(celt_sig);
+    end = celt + celt_size - tail;
+    if (celt + celt_size > size || end - mem < celt + (int)sizeof(void *)) return ZW_BAD_LAYOUT;
+    pairs[n++] = end - mem;
+    pairs[n++] = mem;
+    for (ch = 0; ch < DECODER_NUM_CHANNELS; ch++) {
+        int at = silk + ch * (int)sizeof(silk_decoder_state);
+        pairs[n++] = at + (int)offsetof(silk_decoder_state, exc_Q14);
+        pairs[n++] = (int)sizeof(((silk_decoder_state *)0)->exc_Q14);
+        pairs[n++] = at + (int)offsetof(silk_decoder_state, outBuf);
+        pairs[n++] = (int)sizeof(((silk_decoder_state *)0)->outBuf);
+    }
+    return n / 2;
+}
+
+/* History ranges of a single decoder's portable image; see history(). */
+int zw_opus_state_history(const unsigned char *img, int size, int *pairs) {
+    return history(img, size, pairs);
+}
+
+/* History ranges of a multistream decoder `st` (live, `size` bytes), as offsets into
+ * its image: ZW_HISTORY_PAIRS per stream, `pairs` having room for all of them. */
+int zw_opus_ms_state_history(const OpusMSDecoder *st, int size, int *pairs) {
+    OpusMSDecoder *live = (OpusMSDecoder *)st; /* the ctl below only reads */
+    int s, k, n = 0, got, sub_size, rc;
+    size_t off;
+    if (size != ms_size(st)) return ZW_BAD_SIZE;
+    for (s = 0; s < st->layout.nb_streams; s++) {
+        if ((rc = ms_sub(live, size, s, &off, &sub_size)) != ZW_OK) return rc;
+        got = history((const unsigned char *)st + off, sub_size, pairs + 2 * n);
+        if (got < 0) return got;
+        for (k = 0; k < got; k++) pairs[2 * (n + k)] += (int)off;
+        n += got;
+    }
+    return n;
 }

@@ -416,6 +416,8 @@ for k in "${KINDS[@]}"; do
     fi
     rec "index_bytes/ours/$k" "$(du -sb "$ARCH/$k/index" | cut -f1)"
     rec "ckpt_bytes/ours/$k" "$(du -sb "$ARCH/$k/checkpoints" | cut -f1)"
+    # the default spacing as stored (in 48 kHz stream samples)
+    meta ckpt_interval_s "$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["attributes"]["zarr_wavfs"]["interval"] / 48000)' "$ARCH/$k/checkpoints/zarr.json")"
     rec "opus_bytes/-/$k" "$(stat -c %s "$SRC/$k.opus")"
 done
 ARCH_BYTES_BEFORE=$(du -sb "$ARCH" | cut -f1)

@@ -36,6 +36,24 @@ impl Engine {
         &self.cache
     }
 
+    /// Prepares for serving recordings like `metas` before the first read: decides now
+    /// (a short self-test decode, see `codec::opus::fingerprint`) whether stored Opus
+    /// checkpoints of mono and stereo recordings can be used, so the first open of one
+    /// does not wait for it, and the decoder's code is in memory.
+    pub fn prepare<'a>(&self, metas: impl IntoIterator<Item = &'a RecordingMeta>) {
+        let mut layouts = std::collections::BTreeSet::new();
+        for m in metas {
+            if m.codec == "opus" && m.channels <= 2 {
+                layouts.insert(m.channels as u8);
+            }
+        }
+        for ch in layouts {
+            if let Ok(mapping) = crate::archive::opus_head::ChannelMapping::family0(ch) {
+                crate::codec::opus::current_fingerprint(&mapping);
+            }
+        }
+    }
+
     /// Opens the recording at archive-relative `path` for reading.
     pub fn open(&self, archive: &Archive, path: &str) -> Result<Recording, CodecError> {
         let store = Arc::new(archive.recording(path)?);

@@ -92,9 +92,11 @@ impl WavFs {
                 .map_or("formats as recorded", SampleFormat::name)
         );
         let workers = Workers::new(opts.threads)?;
+        let engine = Engine::new(opts.cache_bytes);
+        engine.prepare(tree.metas());
         Ok(WavFs {
             shared: Arc::new(Shared {
-                engine: Engine::new(opts.cache_bytes),
+                engine,
                 archive,
                 tree,
                 opts,

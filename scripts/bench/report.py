@@ -166,7 +166,7 @@ def main():
       f"encoded once with opusenc at {meta('bitrate_k')} kbit/s per channel. The same "
       "`.opus` file is served by ffmpegfs and decoded by the decode-to-disk peers; "
       "`zarr-wavfs import` copies it byte for byte (checked) and adds the page index and "
-      "checkpoints at the default 12 s spacing.")
+      f"checkpoints at the default spacing ({meta('ckpt_interval_s')} s).")
     w("")
     w(row(["recording", "duration", "WAV served", ".opus", "stream identical",
            "index + checkpoints", "import"]))
@@ -428,7 +428,7 @@ def main():
     if "mono" in kinds:
         over = (med("index_bytes", "ours", "mono") or 0) + (med("ckpt_bytes", "ours", "mono") or 0)
         stream = med("opus_bytes", "-", "mono")
-        w(row(["index + checkpoints ≤ 10 % of the stream (64 kbit/s mono, 12 s spacing)",
+        w(row([f"index + checkpoints ≤ 10 % of the stream (64 kbit/s mono, {meta('ckpt_interval_s')} s spacing)",
                f"{100 * over / stream:.1f} % ({num(over, 0)} of {num(stream, 0)} B)",
                verdict(over <= 0.10 * stream)]))
     if ls["ours"] is not None:

@@ -2,7 +2,14 @@
 //! snapshots taken just before given packets, with the fingerprint of the decoder build
 //! that made them and a digest per snapshot.
 //!
-//! This layer stores and verifies bytes; making and restoring states is the codec's job.
+//! Two encodings. `full` (format versions 1 and 2) stores each state as it is.
+//! `seeded` (version 3) stores a *seed* per checkpoint, the state `warmup_packets`
+//! packets earlier with its signal history zeroed, and a *residual*, the true state
+//! XOR the state reached by decoding those packets from the seed; the residual is
+//! nearly always zero, so a checkpoint takes about 400 bytes instead of 8 KiB.
+//!
+//! This layer stores bytes and checks digests; making and restoring states is the
+//! codec's job.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,6 +80,35 @@ pub fn state_digest(packet: u64, sample: u64, state: &[u8]) -> [u8; 32] {
 /// Snapshots per shard file: a shard holds this many zstd-compressed states.
 const STATES_PER_SHARD: u64 = 64;
 const ZSTD_LEVEL: i32 = 9;
+/// Upper bound on `warmup_packets` a reader accepts: a damaged attribute must not make
+/// every restore decode minutes of audio.
+pub const MAX_WARMUP_PACKETS: u64 = 1000;
+
+/// How the states of a `checkpoints` group are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Each row of `states` is the whole state.
+    Full,
+    /// Each row of `states` is a seed followed by a residual, both of the state's size;
+    /// the seed is the state `warmup_packets` packets before the checkpoint (or at
+    /// packet 0), with its signal history zeroed.
+    Seeded { warmup_packets: u64 },
+}
+
+/// One stored checkpoint as read from disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredState {
+    /// The whole state, already checked against its digest.
+    Full(Vec<u8>),
+    /// Decode packets `from_packet..` up to the checkpoint's packet from `seed`, XOR
+    /// the state reached with `residual`, and check the result with
+    /// `StoredCheckpoints::check`.
+    Seeded {
+        seed: Vec<u8>,
+        residual: Vec<u8>,
+        from_packet: u64,
+    },
+}
 
 fn zarr_path(rel: &str, leaf: &str) -> String {
     if rel.is_empty() {
@@ -87,9 +123,18 @@ pub struct StoredCheckpoints {
     pub fingerprint: Fingerprint,
     /// Nominal spacing in decoder output samples.
     pub interval: u64,
+    pub encoding: Encoding,
     pub rows: Vec<CheckpointRow>,
     states: Option<Array<FilesystemStore>>,
     dir: PathBuf,
+}
+
+/// Bytes per row of `states` for a state of `size` bytes.
+fn row_bytes(encoding: Encoding, size: u64) -> u64 {
+    match encoding {
+        Encoding::Full => size,
+        Encoding::Seeded { .. } => 2 * size,
+    }
 }
 
 impl StoredCheckpoints {
@@ -114,6 +159,28 @@ impl StoredCheckpoints {
             serde_json::from_value(a.get("fingerprint").cloned().unwrap_or_default())
                 .map_err(|e| ArchiveError::metadata(&dir, format!("fingerprint: {e}")))?;
         let interval = a.get("interval").and_then(|v| v.as_u64()).unwrap_or(0);
+        let encoding = match a.get("encoding").and_then(|v| v.as_str()) {
+            None | Some("full") => Encoding::Full,
+            Some("seeded") => match a.get("warmup_packets").and_then(|v| v.as_u64()) {
+                Some(w) if (1..=MAX_WARMUP_PACKETS).contains(&w) => {
+                    Encoding::Seeded { warmup_packets: w }
+                }
+                _ => {
+                    return Err(ArchiveError::damaged(
+                        &dir,
+                        format!(
+                            "seeded checkpoints need warmup_packets in 1..={MAX_WARMUP_PACKETS}"
+                        ),
+                    ));
+                }
+            },
+            Some(other) => {
+                return Err(ArchiveError::metadata(
+                    &dir,
+                    format!("unknown checkpoint encoding {other:?}"),
+                ));
+            }
+        };
         let count = a
             .get("count")
             .and_then(|v| v.as_u64())
@@ -122,6 +189,7 @@ impl StoredCheckpoints {
             return Ok(Some(StoredCheckpoints {
                 fingerprint,
                 interval,
+                encoding,
                 rows: Vec::new(),
                 states: None,
                 dir,
@@ -139,7 +207,7 @@ impl StoredCheckpoints {
         let states = open("states")?;
         if positions.shape() != [count, 2]
             || digests.shape() != [count, 32]
-            || states.shape() != [count, fingerprint.state_size]
+            || states.shape() != [count, row_bytes(encoding, fingerprint.state_size)]
         {
             return Err(ArchiveError::damaged(
                 &dir,
@@ -164,31 +232,50 @@ impl StoredCheckpoints {
         Ok(Some(StoredCheckpoints {
             fingerprint,
             interval,
+            encoding,
             rows,
             states: Some(states),
             dir,
         }))
     }
 
-    /// The portable state of checkpoint `j`, verified against its digest.
-    pub fn state(&self, j: usize) -> Result<Vec<u8>, ArchiveError> {
+    /// Checkpoint `j` as stored; a `Full` state is checked against its digest here.
+    pub fn state(&self, j: usize) -> Result<StoredState, ArchiveError> {
         let row = self
             .rows
             .get(j)
             .ok_or_else(|| ArchiveError::damaged(&self.dir, format!("no checkpoint {j}")))?;
         let states = self.states.as_ref().expect("rows imply states");
         let size = self.fingerprint.state_size;
-        let j = j as u64;
-        let bytes: Vec<u8> = states
-            .retrieve_array_subset(&[j..j + 1, 0..size])
+        let i = j as u64;
+        let mut bytes: Vec<u8> = states
+            .retrieve_array_subset(&[i..i + 1, 0..row_bytes(self.encoding, size)])
             .map_err(|e| ArchiveError::zarr(self.dir.join("states"), e))?;
-        if state_digest(row.packet, row.sample, &bytes) != row.digest {
-            return Err(ArchiveError::damaged(
+        match self.encoding {
+            Encoding::Full => {
+                self.check(j, &bytes)?;
+                Ok(StoredState::Full(bytes))
+            }
+            Encoding::Seeded { warmup_packets } => {
+                let residual = bytes.split_off(size as usize);
+                Ok(StoredState::Seeded {
+                    seed: bytes,
+                    residual,
+                    from_packet: row.packet.saturating_sub(warmup_packets),
+                })
+            }
+        }
+    }
+
+    /// Whether `state` is checkpoint `j`'s state: its digest matches.
+    pub fn check(&self, j: usize, state: &[u8]) -> Result<(), ArchiveError> {
+        match self.rows.get(j) {
+            Some(row) if state_digest(row.packet, row.sample, state) == row.digest => Ok(()),
+            _ => Err(ArchiveError::damaged(
                 &self.dir,
                 format!("checkpoint {j} does not match its digest"),
-            ));
+            )),
         }
-        Ok(bytes)
     }
 
     /// Total bytes the checkpoints group occupies on disk.
@@ -197,8 +284,9 @@ impl StoredCheckpoints {
     }
 }
 
-/// Writes a `checkpoints` group into the Zarr hierarchy rooted at `dir` (the group itself
-/// is `dir`), state by state, so a long recording never holds all states in memory.
+/// Writes a `checkpoints` group of `seeded` encoding into the Zarr hierarchy rooted at
+/// `dir` (the group itself is `dir`), state by state, so a long recording never holds
+/// all states in memory.
 pub struct CheckpointWriter {
     store: Arc<FilesystemStore>,
     dir: PathBuf,
@@ -216,15 +304,23 @@ impl CheckpointWriter {
         dir: &Path,
         fingerprint: &Fingerprint,
         interval: u64,
+        warmup_packets: u64,
         rows: Vec<(u64, u64)>,
     ) -> Result<Self, ArchiveError> {
+        if !(1..=MAX_WARMUP_PACKETS).contains(&warmup_packets) {
+            return Err(ArchiveError::damaged(
+                dir,
+                format!("warmup_packets {warmup_packets} outside 1..={MAX_WARMUP_PACKETS}"),
+            ));
+        }
         std::fs::create_dir_all(dir).map_err(|e| ArchiveError::io(dir, e))?;
         let store = Arc::new(FilesystemStore::new(dir).map_err(|e| ArchiveError::zarr(dir, e))?);
         let count = rows.len() as u64;
         let mut attrs = serde_json::Map::new();
         attrs.insert(
             ATTR_KEY.into(),
-            json!({"kind": "checkpoints", "fingerprint": fingerprint, "interval": interval, "count": count}),
+            json!({"kind": "checkpoints", "fingerprint": fingerprint, "interval": interval,
+                   "count": count, "encoding": "seeded", "warmup_packets": warmup_packets}),
         );
         GroupBuilder::new()
             .attributes(attrs)
@@ -244,13 +340,14 @@ impl CheckpointWriter {
         };
         if count > 0 {
             let zstd = Arc::new(ZstdCodec::new(ZSTD_LEVEL, false));
+            let row = 2 * state_size;
             let states = ArrayBuilder::new(
-                vec![count, state_size],
-                vec![STATES_PER_SHARD, state_size],
+                vec![count, row],
+                vec![STATES_PER_SHARD, row],
                 data_type::uint8(),
                 0u8,
             )
-            .subchunk_shape(vec![1, state_size])
+            .subchunk_shape(vec![1, row])
             .bytes_to_bytes_codecs(vec![zstd])
             .build(w.store.clone(), "/states")
             .map_err(|e| ArchiveError::zarr(dir, e))?;
@@ -262,13 +359,17 @@ impl CheckpointWriter {
         Ok(w)
     }
 
-    /// Adds the state for the next row.
-    pub fn push(&mut self, state: &[u8]) -> Result<(), ArchiveError> {
-        let i = (self.written + self.pending.len() as u64 / self.state_size) as usize;
+    /// Adds the next row: its true `state` (for the digest), and the `seed` and
+    /// `residual` stored for it.
+    pub fn push(&mut self, state: &[u8], seed: &[u8], residual: &[u8]) -> Result<(), ArchiveError> {
+        let i = (self.written + self.pending.len() as u64 / (2 * self.state_size)) as usize;
         let (packet, sample) = *self.rows.get(i).ok_or_else(|| {
             ArchiveError::damaged(&self.dir, "more checkpoint states than planned")
         })?;
-        if state.len() as u64 != self.state_size {
+        if [state, seed, residual]
+            .iter()
+            .any(|b| b.len() as u64 != self.state_size)
+        {
             return Err(ArchiveError::damaged(
                 &self.dir,
                 "checkpoint state has the wrong size",
@@ -276,15 +377,16 @@ impl CheckpointWriter {
         }
         self.digests
             .extend_from_slice(&state_digest(packet, sample, state));
-        self.pending.extend_from_slice(state);
-        if self.pending.len() as u64 == STATES_PER_SHARD * self.state_size {
+        self.pending.extend_from_slice(seed);
+        self.pending.extend_from_slice(residual);
+        if self.pending.len() as u64 == STATES_PER_SHARD * 2 * self.state_size {
             self.flush()?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), ArchiveError> {
-        let n = self.pending.len() as u64 / self.state_size;
+        let n = self.pending.len() as u64 / (2 * self.state_size);
         if n == 0 {
             return Ok(());
         }
@@ -295,7 +397,7 @@ impl CheckpointWriter {
         let (a, b) = (self.written, self.written + n);
         states
             .store_array_subset(
-                &[a..b, 0..self.state_size],
+                &[a..b, 0..2 * self.state_size],
                 std::mem::take(&mut self.pending),
             )
             .map_err(|e| ArchiveError::zarr(self.dir.join("states"), e))?;

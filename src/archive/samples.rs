@@ -59,12 +59,13 @@ impl Samples {
         self.len() == 0
     }
 
-    /// Bytes of memory the samples take.
+    /// Bytes of memory the samples take: their buffer's capacity, which a decoder may
+    /// have left larger than the samples (what a cache bound must count).
     pub fn byte_size(&self) -> usize {
         match self {
-            Samples::I16(v) => v.len() * 2,
-            Samples::I32(v) => v.len() * 4,
-            Samples::F32(v) => v.len() * 4,
+            Samples::I16(v) => v.capacity() * 2,
+            Samples::I32(v) => v.capacity() * 4,
+            Samples::F32(v) => v.capacity() * 4,
         }
     }
 

@@ -17,7 +17,13 @@ pub use decoder::Decoder;
 pub use encode::OggOpusEncoder;
 pub use fingerprint::{current_fingerprint, portable_states_work};
 pub use libopus::OpusError;
-pub use source::{OpusSource, build_checkpoints, plan_checkpoints, write_checkpoints};
+pub use source::{
+    OpusSource, Packets, build_checkpoints, plan_checkpoints, restore_checkpoint, write_checkpoints,
+};
 
-/// Default checkpoint spacing in seconds of stream time (see docs/FORMAT.md).
-pub const DEFAULT_CHECKPOINT_INTERVAL_SECS: f64 = 12.0;
+/// Default checkpoint spacing in seconds of stream time (see docs/FORMAT.md). A cold
+/// read decodes up to this much audio; seeded checkpoints cost about 400 bytes each
+/// (mono), 1.6% of a 64 kbit/s stream at this spacing. Measured on 2 h of mono
+/// through the mount (cold 4 KiB reads, p99): 8.8 ms at 2 s, 11.2 ms at 4 s,
+/// 16.9 ms at 6 s, 27.9 ms at 12 s; stereo 10.0 ms at 2 s, 19.1 ms at 4 s.
+pub const DEFAULT_CHECKPOINT_INTERVAL_SECS: f64 = 3.0;

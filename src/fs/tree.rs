@@ -135,6 +135,14 @@ impl Tree {
         }
     }
 
+    /// The metadata of every servable recording.
+    pub fn metas(&self) -> impl Iterator<Item = &RecordingMeta> {
+        self.nodes.iter().filter_map(|n| match &n.kind {
+            NodeKind::File { file: Ok(f), .. } => Some(&f.meta),
+            _ => None,
+        })
+    }
+
     pub fn get(&self, ino: Ino) -> Option<&Node> {
         self.nodes.get(usize::try_from(ino).ok()?.checked_sub(1)?)
     }

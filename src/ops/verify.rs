@@ -4,7 +4,7 @@ use rayon::prelude::*;
 
 use crate::archive::index::{self};
 use crate::archive::{Archive, ArchiveError, RecordingStore, STAGING_DIR, StreamBytes};
-use crate::codec::opus::{build_checkpoints, current_fingerprint};
+use crate::codec::opus::{Packets, build_checkpoints, current_fingerprint, restore_checkpoint};
 use crate::codec::{CodecError, flac};
 
 /// One thing wrong (or worth knowing) about one recording.
@@ -200,19 +200,30 @@ fn check_opus(
             None
         }
     };
-    let plan: Vec<(u64, u64)> = stored.as_ref().map_or_else(Vec::new, |c| {
-        c.rows.iter().map(|r| (r.packet, r.sample)).collect()
-    });
+    let stops: Vec<u64> = stored
+        .as_ref()
+        .map_or_else(Vec::new, |c| c.rows.iter().map(|r| r.packet).collect());
     let mut j = 0;
     let mut bad = Vec::new();
     // Decodes the whole stream; at each stored checkpoint, compares the sequential
-    // decoder's state with the stored one.
+    // decoder's state with the one restored from the archive.
     let mapping = &layout.head.mapping;
-    build_checkpoints(&bytes, &index, m, mapping, &dir, &plan, |dec| {
+    build_checkpoints(&bytes, &index, m, mapping, &dir, &stops, |_, dec| {
         let c = stored
             .as_ref()
-            .expect("plan is empty without stored checkpoints");
-        let ok = match (c.state(j), dec.export_state()) {
+            .expect("no stops without stored checkpoints");
+        let packets = Packets {
+            stream: &bytes,
+            index: &index,
+            path: &dir,
+        };
+        let restored = restore_checkpoint(c, j, m.sample_rate, mapping, packets).and_then(|r| {
+            r.export_state().map_err(|source| CodecError::Opus {
+                path: dir.clone(),
+                source,
+            })
+        });
+        let ok = match (restored, dec.export_state()) {
             (Ok(s), Ok(d)) => s == d,
             _ => false,
         };

@@ -7,18 +7,22 @@ RECORDING is the archive-relative recording path, e.g. ``demo/20250601_040000``
 (a trailing ``.wav`` is accepted, as by the CLI).
 
 Checks, against docs/FORMAT.md:
-  * the root group is marked ``zarr_wavfs.kind == "archive"``, ``format_version`` 1 or 2;
+  * the root group is marked ``zarr_wavfs.kind == "archive"``, ``format_version`` 1, 2 or 3;
   * the recording group is ``kind == "recording"``;
   * ``stream`` (uint8) reads fully, has ``stream_bytes`` bytes and starts with an Ogg page;
   * ``index`` is int64 of shape ``[index_rows, 4]`` and its SHA-256 (rows as
     little-endian i64) equals ``index_sha256``;
-  * if ``checkpoints/states`` exists (sharded + zstd), its metadata opens, its shape is
-    ``[count, state_size]``, and the first state's digest matches ``checkpoints/digests``.
+  * if ``checkpoints/states`` exists (sharded + zstd), its metadata opens and its shape is
+    ``[count, state_size]`` (encoding ``full``) or ``[count, 2 × state_size]``
+    (``seeded``). Full: the first state's digest matches ``checkpoints/digests``.
+    Seeded (the digest needs libopus's warm-up): the first seed begins with the layout
+    words of a decoder of the recording's channels and sample rate (mono and stereo).
 
 Prints one JSON object on stdout; exits non-zero with a message on stderr on any failure.
 """
 
 import hashlib
+import struct
 import json
 import sys
 
@@ -54,8 +58,8 @@ def main(argv: list[str]) -> None:
     marker = root.attrs.get("zarr_wavfs")
     check(isinstance(marker, dict), "root group has no zarr_wavfs attribute")
     check(marker.get("kind") == "archive", f"root kind is {marker.get('kind')!r}, not 'archive'")
-    check(marker.get("format_version") in (1, 2),
-          f"root format_version is {marker.get('format_version')!r}, not 1 or 2")
+    check(marker.get("format_version") in (1, 2, 3),
+          f"root format_version is {marker.get('format_version')!r}, not 1, 2 or 3")
 
     candidates = [rec] + ([rec[:-4]] if rec.endswith(".wav") else [])
     group = None
@@ -113,9 +117,20 @@ def main(argv: list[str]) -> None:
             codecs = [c.get("name") for c in states.metadata.to_dict().get("codecs", [])]
             out["checkpoints_states_codecs"] = codecs
             state_size = cp_attrs.get("fingerprint", {}).get("state_size")
-            check(shape == [cp_attrs.get("count"), state_size],
-                  f"checkpoints/states shape {shape} != [count, state_size]")
-            if shape[0] > 0:
+            encoding = cp_attrs.get("encoding", "full")
+            out["checkpoints_encoding"] = encoding
+            row = state_size * (2 if encoding == "seeded" else 1)
+            check(encoding in ("full", "seeded"), f"unknown checkpoint encoding {encoding!r}")
+            check(shape == [cp_attrs.get("count"), row],
+                  f"checkpoints/states shape {shape} != [count, {row}] ({encoding})")
+            if shape[0] > 0 and encoding == "seeded" and attrs.get("channels", 0) <= 2:
+                # a single decoder (mapping family 0); a multistream one starts otherwise
+                seed = np.asarray(states[0]).astype(np.uint8).tobytes()[:state_size]
+                celt, silk, channels, rate = struct.unpack("<4i", seed[:16])
+                check(celt > 0 and silk > 0 and channels == attrs.get("channels")
+                      and rate == attrs.get("sample_rate"),
+                      f"seed 0 layout words {(celt, silk, channels, rate)} do not fit the recording")
+            elif shape[0] > 0:
                 state = np.asarray(states[0]).astype(np.uint8).tobytes()
                 packet, sample = (int(v) for v in np.asarray(cp["positions"][0]))
                 digest = np.asarray(cp["digests"][0]).astype(np.uint8).tobytes()

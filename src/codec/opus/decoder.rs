@@ -9,8 +9,8 @@ use audiopus_sys as ffi;
 
 use super::channel_order::{vorbis_of_wav, vorbis_to_wav};
 use super::libopus::{
-    OpusError, lib_error, zw_opus_ms_state_export, zw_opus_ms_state_import, zw_opus_state_export,
-    zw_opus_state_import,
+    OpusError, lib_error, zw_opus_ms_state_export, zw_opus_ms_state_history,
+    zw_opus_ms_state_import, zw_opus_state_export, zw_opus_state_history, zw_opus_state_import,
 };
 use crate::archive::opus_head::ChannelMapping;
 
@@ -186,6 +186,58 @@ impl Decoder {
             -3 => Err(OpusError::State("state size differs")),
             _ => Err(OpusError::State("unknown table number")),
         }
+    }
+}
+
+/// (offset, length) pairs the shim reports per single decoder: CELT's decode_mem and
+/// two SILK buffers per SILK channel (`ZW_HISTORY_PAIRS` in csrc/opus_state.c).
+const HISTORY_PAIRS: usize = 5;
+
+impl Decoder {
+    /// Byte ranges of the state image that hold signal history (see
+    /// `seeded_image`).
+    fn history_ranges(&self) -> Result<Vec<std::ops::Range<usize>>, OpusError> {
+        let streams = if self.multistream() {
+            usize::from(self.mapping.streams())
+        } else {
+            1
+        };
+        let mut pairs = vec![0 as c_int; 2 * HISTORY_PAIRS * streams];
+        let (st, size) = (self.state.as_ptr(), self.size as c_int);
+        // SAFETY: state is an initialised decoder of self.size bytes, of the kind
+        // `multistream` says (the shim reads its layout words and, for a multistream
+        // decoder, asks libopus where each sub-decoder is); `pairs` has room for
+        // HISTORY_PAIRS pairs per stream.
+        let n = unsafe {
+            if self.multistream() {
+                zw_opus_ms_state_history(st.cast(), size, pairs.as_mut_ptr())
+            } else {
+                zw_opus_state_history(st.cast(), size, pairs.as_mut_ptr())
+            }
+        };
+        let n = usize::try_from(n)
+            .map_err(|_| OpusError::State("unexpected decoder layout"))?
+            .min(HISTORY_PAIRS * streams);
+        pairs[..2 * n]
+            .chunks_exact(2)
+            .map(|p| {
+                let (at, len) = (p[0] as usize, p[1] as usize);
+                (at + len <= self.size)
+                    .then_some(at..at + len)
+                    .ok_or(OpusError::State("history range outside the state"))
+            })
+            .collect()
+    }
+
+    /// The portable state with its signal history zeroed: the *seed* of a seeded
+    /// checkpoint. Decoding a few packets from it overwrites the history again, so the
+    /// state reached differs from the true one in few bits (docs/FORMAT.md).
+    pub fn seed_image(&self) -> Result<Vec<u8>, OpusError> {
+        let mut img = self.export_state()?;
+        for r in self.history_ranges()? {
+            img[r].fill(0);
+        }
+        Ok(img)
     }
 }
 

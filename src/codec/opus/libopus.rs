@@ -30,6 +30,16 @@ unsafe extern "C" {
         input: *const c_uchar,
         scratch: *mut c_uchar,
     ) -> c_int;
+    pub(super) fn zw_opus_state_history(
+        image: *const c_uchar,
+        size: c_int,
+        pairs: *mut c_int,
+    ) -> c_int;
+    pub(super) fn zw_opus_ms_state_history(
+        st: *const ffi::OpusMSDecoder,
+        size: c_int,
+        pairs: *mut c_int,
+    ) -> c_int;
     fn zw_opus_arch() -> c_int;
     fn zw_opus_silk_state_size() -> c_int;
     fn zw_opus_layout_ok() -> c_int;
