@@ -195,7 +195,7 @@ const HISTORY_PAIRS: usize = 5;
 
 impl Decoder {
     /// Byte ranges of the state image that hold signal history (see
-    /// `seeded_image`).
+    /// `seed_image`).
     fn history_ranges(&self) -> Result<Vec<std::ops::Range<usize>>, OpusError> {
         let streams = if self.multistream() {
             usize::from(self.mapping.streams())

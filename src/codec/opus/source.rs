@@ -684,6 +684,27 @@ mod tests {
         out
     }
 
+    /// Every stored state of `store`, restored, equals the sequential decoder's.
+    fn assert_every_state_restores(store: &RecordingStore, stored: &StoredCheckpoints) {
+        let packets: Vec<u64> = stored.rows.iter().map(|r| r.packet).collect();
+        let truth = sequential_states(store, &packets);
+        let index = store.read_index().unwrap();
+        let mapping = store.read_opus_head().unwrap().mapping;
+        let dir = store.dir();
+        let packets = Packets {
+            stream: store,
+            index: &index,
+            path: &dir,
+        };
+        for (j, want) in truth.iter().enumerate() {
+            let got = restore_checkpoint(stored, j, 48_000, &mapping, packets).unwrap();
+            assert!(
+                &got.export_state().unwrap() == want,
+                "checkpoint {j} differs"
+            );
+        }
+    }
+
     #[test]
     fn seeded_states_restore_exactly_and_take_under_a_kibibyte() {
         let tmp = tempfile::tempdir().unwrap();
@@ -691,23 +712,7 @@ mod tests {
         let stored = store.read_checkpoints().unwrap().unwrap();
         assert_eq!(stored.encoding, Encoding::Seeded { warmup_packets: 4 });
         assert!(stored.rows.len() >= 9, "{} checkpoints", stored.rows.len());
-        let packets: Vec<u64> = stored.rows.iter().map(|r| r.packet).collect();
-        let truth = sequential_states(&store, &packets);
-        let index = store.read_index().unwrap();
-        let mapping = store.read_opus_head().unwrap().mapping;
-        for (j, want) in truth.iter().enumerate() {
-            let dir = store.dir();
-            let packets = Packets {
-                stream: &store,
-                index: &index,
-                path: &dir,
-            };
-            let got = restore_checkpoint(&stored, j, 48_000, &mapping, packets).unwrap();
-            assert!(
-                &got.export_state().unwrap() == want,
-                "checkpoint {j} differs"
-            );
-        }
+        assert_every_state_restores(&store, &stored);
         // A full mono state compresses to about 8 KB; a seed without its history and a
         // residual of (nearly) zeros to a few hundred bytes.
         let per_state = stored.disk_bytes() / stored.rows.len() as u64;
@@ -740,9 +745,7 @@ mod tests {
         .unwrap();
         let stored = store.read_checkpoints().unwrap().unwrap();
         assert_eq!(stored.encoding, Encoding::Seeded { warmup_packets: 1 });
-        let packets: Vec<u64> = stored.rows.iter().map(|r| r.packet).collect();
-        let truth = sequential_states(&store, &packets);
-        for (j, want) in truth.iter().enumerate() {
+        for j in 0..stored.rows.len() {
             let Ok(StoredState::Seeded { residual, .. }) = stored.state(j) else {
                 panic!("checkpoint {j} is not seeded")
             };
@@ -750,17 +753,7 @@ mod tests {
                 residual.iter().any(|&b| b != 0),
                 "checkpoint {j}: zero residual"
             );
-            let dir = store.dir();
-            let packets = Packets {
-                stream: &store,
-                index: &index,
-                path: &dir,
-            };
-            let got = restore_checkpoint(&stored, j, 48_000, &mapping, packets).unwrap();
-            assert!(
-                &got.export_state().unwrap() == want,
-                "checkpoint {j} differs"
-            );
         }
+        assert_every_state_restores(&store, &stored);
     }
 }
