@@ -34,6 +34,16 @@ pub enum CodecError {
     NotApplicable { path: PathBuf, message: String },
 }
 
+impl CodecError {
+    /// Turns a libopus error about the recording at `path` into a `CodecError`.
+    pub fn opus(path: &std::path::Path) -> impl Fn(opus::OpusError) -> CodecError + '_ {
+        move |source| CodecError::Opus {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// A recording's audio as independently decodable spans of interleaved samples.
 pub trait SpanSource: Send + Sync {
     fn channels(&self) -> u16;

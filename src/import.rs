@@ -484,12 +484,7 @@ fn encode_opus(
             .try_into()
             .expect("4 bytes"),
     );
-    let opus = |e| {
-        ImportError::Codec(CodecError::Opus {
-            path: path.to_path_buf(),
-            source: e,
-        })
-    };
+    let opus = |e| ImportError::Codec(CodecError::opus(path)(e));
     let mut enc = OggOpusEncoder::new(stream_rate, spec.channels, bitrate, serial).map_err(opus)?;
     while let Some(block) = reader.read(BLOCK_FRAMES)? {
         let f: Vec<f32> = match block {

@@ -217,12 +217,8 @@ fn check_opus(
             index: &index,
             path: &dir,
         };
-        let restored = restore_checkpoint(c, j, m.sample_rate, mapping, packets).and_then(|r| {
-            r.export_state().map_err(|source| CodecError::Opus {
-                path: dir.clone(),
-                source,
-            })
-        });
+        let restored = restore_checkpoint(c, j, m.sample_rate, mapping, packets)
+            .and_then(|r| r.export_state().map_err(CodecError::opus(&dir)));
         let ok = match (restored, dec.export_state()) {
             (Ok(s), Ok(d)) => s == d,
             _ => false,

@@ -36,16 +36,27 @@ pub fn plan_checkpoints(index: &PageIndex, meta: &RecordingMeta, interval: u64) 
     out
 }
 
+/// A stream's packets: its bytes, its index, and its path for errors.
+#[derive(Clone, Copy)]
+pub struct Packets<'a> {
+    pub stream: &'a dyn StreamBytes,
+    pub index: &'a PageIndex,
+    pub path: &'a std::path::Path,
+}
+
 /// Packet source for one span: reads the pages holding packets `from..to` and hands
 /// each packet to `f`, checking every page against the index.
 fn for_each_packet(
-    stream: &dyn StreamBytes,
-    index: &PageIndex,
-    path: &std::path::Path,
+    packets: Packets,
     from: u64,
     to: u64,
     mut f: impl FnMut(&[u8]) -> Result<(), CodecError>,
 ) -> Result<(), CodecError> {
+    let Packets {
+        stream,
+        index,
+        path,
+    } = packets;
     if from >= to {
         return Ok(());
     }
@@ -112,20 +123,15 @@ fn damaged(path: &std::path::Path, message: String) -> CodecError {
 /// Decodes packets `from..to` with `dec`, appending to `out`; checks their length.
 fn decode_packets(
     dec: &mut Decoder,
-    stream: &dyn StreamBytes,
-    index: &PageIndex,
-    path: &std::path::Path,
+    packets: Packets,
     from: u64,
     to: u64,
     out: &mut Vec<i16>,
 ) -> Result<(), CodecError> {
-    for_each_packet(stream, index, path, from, to, |packet| {
+    for_each_packet(packets, from, to, |packet| {
         dec.decode(packet, out)
             .map(drop)
-            .map_err(|source| CodecError::Opus {
-                path: path.to_path_buf(),
-                source,
-            })
+            .map_err(CodecError::opus(packets.path))
     })
 }
 
@@ -141,10 +147,12 @@ pub fn build_checkpoints(
     stops: &[u64],
     mut at_stop: impl FnMut(u64, &Decoder) -> Result<(), CodecError>,
 ) -> Result<(), CodecError> {
-    let mut dec = Decoder::new(meta.sample_rate, mapping).map_err(|source| CodecError::Opus {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut dec = Decoder::new(meta.sample_rate, mapping).map_err(CodecError::opus(path))?;
+    let packets = Packets {
+        stream,
+        index,
+        path,
+    };
     let mut scratch = Vec::new();
     let mut next = 0usize;
     let total = index.total_packets();
@@ -156,7 +164,7 @@ pub fn build_checkpoints(
         while p < stop {
             let step_end = (p + 256).min(stop);
             scratch.clear();
-            decode_packets(&mut dec, stream, index, path, p, step_end, &mut scratch)?;
+            decode_packets(&mut dec, packets, p, step_end, &mut scratch)?;
             p = step_end;
         }
         done = stop;
@@ -184,14 +192,6 @@ fn warmup_packets(index: &PageIndex) -> u64 {
         .clamp(4, MAX_WARMUP_PACKETS)
 }
 
-/// A stream's packets: its bytes, its index, and its path for errors.
-#[derive(Clone, Copy)]
-pub struct Packets<'a> {
-    pub stream: &'a dyn StreamBytes,
-    pub index: &'a PageIndex,
-    pub path: &'a std::path::Path,
-}
-
 /// Decodes packets `from..to` starting from the portable state `seed`; the decoder
 /// reached is the reconstruction a seeded checkpoint's residual corrects.
 fn warm_up(
@@ -202,19 +202,11 @@ fn warm_up(
     from: u64,
     to: u64,
 ) -> Result<Decoder, CodecError> {
-    let Packets {
-        stream,
-        index,
-        path,
-    } = packets;
-    let opus = |source| CodecError::Opus {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut dec = Decoder::new(rate, mapping).map_err(opus)?;
-    dec.import_state(seed).map_err(opus)?;
+    let opus = CodecError::opus(packets.path);
+    let mut dec = Decoder::new(rate, mapping).map_err(&opus)?;
+    dec.import_state(seed).map_err(&opus)?;
     let mut scratch = Vec::new();
-    decode_packets(&mut dec, stream, index, path, from, to, &mut scratch)?;
+    decode_packets(&mut dec, packets, from, to, &mut scratch)?;
     Ok(dec)
 }
 
@@ -231,10 +223,7 @@ pub fn restore_checkpoint(
     mapping: &ChannelMapping,
     packets: Packets,
 ) -> Result<Decoder, CodecError> {
-    let opus = |source| CodecError::Opus {
-        path: packets.path.to_path_buf(),
-        source,
-    };
+    let opus = CodecError::opus(packets.path);
     let image = match stored.state(j)? {
         StoredState::Full(image) => image,
         StoredState::Seeded {
@@ -244,13 +233,13 @@ pub fn restore_checkpoint(
         } => {
             let to = stored.rows[j].packet;
             let warm = warm_up(&seed, rate, mapping, packets, from_packet, to)?;
-            let image = xor(&warm.export_state().map_err(opus)?, &residual);
+            let image = xor(&warm.export_state().map_err(&opus)?, &residual);
             stored.check(j, &image)?;
             image
         }
     };
-    let mut dec = Decoder::new(rate, mapping).map_err(opus)?;
-    dec.import_state(&image).map_err(opus)?;
+    let mut dec = Decoder::new(rate, mapping).map_err(&opus)?;
+    dec.import_state(&image).map_err(&opus)?;
     Ok(dec)
 }
 
@@ -301,9 +290,11 @@ fn write_seeded(
                 .into(),
         ));
     }
-    let opus = |source| CodecError::Opus {
-        path: path.to_path_buf(),
-        source,
+    let opus = CodecError::opus(path);
+    let packets = Packets {
+        stream,
+        index,
+        path,
     };
     let fp = current_fingerprint(mapping);
     let plan = plan_checkpoints(index, meta, interval);
@@ -321,19 +312,14 @@ fn write_seeded(
     let (mut si, mut ci) = (0usize, 0usize);
     build_checkpoints(stream, index, meta, mapping, path, &stops, |p, dec| {
         while si < plan.len() && seed_at(si) == p {
-            seeds.push_back(dec.seed_image().map_err(opus)?);
+            seeds.push_back(dec.seed_image().map_err(&opus)?);
             si += 1;
         }
         while ci < plan.len() && plan[ci].0 == p {
             let seed = seeds.pop_front().expect("a seed precedes its checkpoint");
-            let state = dec.export_state().map_err(opus)?;
-            let packets = Packets {
-                stream,
-                index,
-                path,
-            };
+            let state = dec.export_state().map_err(&opus)?;
             let warm = warm_up(&seed, meta.sample_rate, mapping, packets, seed_at(ci), p)?;
-            let residual = xor(&state, &warm.export_state().map_err(opus)?);
+            let residual = xor(&state, &warm.export_state().map_err(&opus)?);
             w.push(&state, &seed, &residual)?;
             ci += 1;
         }
@@ -467,15 +453,17 @@ impl OpusSource {
         matches!(*self.states.lock(), States::Stored(_))
     }
 
-    fn opus_err(&self, source: super::OpusError) -> CodecError {
-        CodecError::Opus {
-            path: self.path.clone(),
-            source,
+    /// This recording's packets.
+    fn packets(&self) -> Packets<'_> {
+        Packets {
+            stream: &*self.store,
+            index: &self.index,
+            path: &self.path,
         }
     }
 
     fn fresh(&self) -> Result<Decoder, CodecError> {
-        Decoder::new(self.meta.sample_rate, &self.mapping).map_err(|e| self.opus_err(e))
+        Decoder::new(self.meta.sample_rate, &self.mapping).map_err(CodecError::opus(&self.path))
     }
 
     /// First packet of span `j`.
@@ -498,13 +486,13 @@ impl OpusSource {
             States::Memory(_) => None,
         };
         if let Some(c) = stored {
-            let packets = Packets {
-                stream: &*self.store,
-                index: &self.index,
-                path: &self.path,
-            };
-            let loaded =
-                restore_checkpoint(&c, j - 1, self.meta.sample_rate, &self.mapping, packets);
+            let loaded = restore_checkpoint(
+                &c,
+                j - 1,
+                self.meta.sample_rate,
+                &self.mapping,
+                self.packets(),
+            );
             match loaded {
                 Ok(d) => return Ok(d),
                 Err(e) => {
@@ -539,9 +527,7 @@ impl OpusSource {
             scratch.clear();
             decode_packets(
                 &mut dec,
-                &*self.store,
-                &self.index,
-                &self.path,
+                self.packets(),
                 self.packet_of_span(at),
                 self.packet_of_span(at + 1),
                 &mut scratch,
@@ -589,15 +575,7 @@ impl SpanSource for OpusSource {
         // maximal packet before each packet, and must not double the buffer at the last.
         let mut out =
             Vec::with_capacity((end_sample - first_sample) as usize * ch + MAX_PACKET_SAMPLES * ch);
-        decode_packets(
-            &mut dec,
-            &*self.store,
-            &self.index,
-            &self.path,
-            from,
-            to,
-            &mut out,
-        )?;
+        decode_packets(&mut dec, self.packets(), from, to, &mut out)?;
         if out.len() as u64 != (end_sample - first_sample) * ch as u64 {
             return Err(damaged(
                 &self.path,
