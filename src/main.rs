@@ -113,6 +113,10 @@ enum Command {
         #[arg(long, default_value_t = zarr_wavfs::codec::opus::DEFAULT_CHECKPOINT_INTERVAL_SECS)]
         checkpoint_interval: f64,
     },
+    /// Print the seconds one libopus decoder takes straight through an Opus recording
+    /// (stream in memory; no checkpoints, cache or FUSE): scripts/bench.sh's limit.
+    #[command(hide = true)]
+    DecodeLimit { archive: PathBuf, recording: String },
 }
 
 fn parse_bitrate(s: &str) -> Result<u32, String> {
@@ -139,8 +143,16 @@ fn parse_format(s: &str) -> Result<SampleFormat, String> {
 /// Subcommand names; anything else followed by two paths is mount(8)'s way of calling
 /// us (`mount -t fuse.zarr-wavfs ARCHIVE MOUNTPOINT -o OPTS` runs
 /// `zarr-wavfs ARCHIVE MOUNTPOINT -o OPTS`).
-const COMMANDS: [&str; 8] = [
-    "import", "ls", "info", "extract", "verify", "mount", "index", "help",
+const COMMANDS: [&str; 9] = [
+    "import",
+    "ls",
+    "info",
+    "extract",
+    "verify",
+    "mount",
+    "index",
+    "decode-limit",
+    "help",
 ];
 
 fn main() -> ExitCode {
@@ -392,6 +404,12 @@ fn run(cmd: Command) -> Result<ExitCode> {
                 format,
             };
             zarr_wavfs::mount::mount(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DecodeLimit { archive, recording } => {
+            let archive = Archive::open(&archive)?;
+            let t = ops::decode_limit(&archive, &recording)?;
+            println!("{:.4}", t.as_secs_f64());
             Ok(ExitCode::SUCCESS)
         }
         Command::Index {

@@ -1,10 +1,13 @@
-//! The CLI's commands as library functions: `ls`, `info`, `extract`, `verify`, `index`.
+//! The CLI's commands as library functions: `ls`, `info`, `extract`, `verify`, `index`,
+//! and the benchmark's `decode-limit`.
 
+mod decode_limit;
 mod extract;
 mod index_cmd;
 mod listing;
 mod verify;
 
+pub use decode_limit::decode_limit;
 pub use extract::{TimeSpec, extract, parse_time};
 pub use index_cmd::rebuild_checkpoints;
 pub use listing::{info, ls};

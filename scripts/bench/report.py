@@ -190,8 +190,9 @@ def main():
       "**opusdec/ffmpeg → disk** = the WAV those tools decoded to disk earlier, read as "
       "a plain file; **tmpfs** = our WAV (from `zarr-wavfs extract`) in /dev/shm, read "
       "as a plain file (the FUSE + copy ceiling); **limit** = the single-core libopus "
-      f"decode rate of the same stream in our binary (`{meta('pin')} zarr-wavfs extract "
-      f"-o - > /dev/null`) × {cores} cores. Ratios are ours ÷ the other on the row's "
+      "decode rate of the same stream in our binary: one libopus decoder straight "
+      "through every packet, the stream in memory, no checkpoints, spans, cache or FUSE "
+      f"(`{meta('pin')} zarr-wavfs decode-limit`) × {cores} cores. Ratios are ours ÷ the other on the row's "
       "unit: for times below 1 means ours is faster, for rates above 1 does. "
       "**ours/decode-to-disk** compares with the faster of the two decoders; "
       "**ours/limit** with the limit column for sequential reads and first use, and with "
@@ -458,7 +459,7 @@ def main():
       "--logfile=LOG $RUN/src mnt/ffmpegfs")
     w("opusdec --quiet X.opus X.wav && sync X.wav")
     w("ffmpeg -nostdin -v error -y -i X.opus -c:a pcm_s16le X.wav && sync X.wav")
-    w(f"{meta('pin')} zarr-wavfs extract $RUN/archive mono -o - > /dev/null   # limit".strip())
+    w(f"{meta('pin')} zarr-wavfs decode-limit $RUN/archive mono   # limit; prints its seconds".strip())
     w("zarr-wavfs extract $RUN/archive mono -o /dev/shm/…/mono.wav; cat /dev/shm/…/mono.wav > /dev/null")
     w("cat F > /dev/null                        # cold sequential")
     w("stat -c %s F; cat F | wc -c; stat -c %s F  # completeness, on one more fresh mount")
