@@ -382,20 +382,32 @@ fn sigterm_unmounts_and_exits_zero_and_sigkill_leaves_no_mount() {
         m.log()
     );
 
-    let mut m = Mount::start(&fx.arch, fx.dir.path(), "kill", &[]);
-    m.signal(libc::SIGKILL);
-    // auto_unmount: fusermount3 notices the daemon's death and unmounts. (This once
-    // timed out under a loaded full run; the message says what was left, to find why.)
-    let t = std::time::Instant::now();
-    while is_mounted(&m.mnt) {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "auto_unmount did not happen in 30 s; processes: {}; log: {}",
+    // auto_unmount: fusermount3 notices the daemon's death (its socket to the daemon
+    // closes) and unmounts, but only if opening the mount's root then fails with
+    // ENOTCONN. The dying daemon closes that socket before its /dev/fuse descriptors
+    // (lower numbers close first); when fusermount3 looks in between, the connection
+    // is not yet aborted, the open does not fail with ENOTCONN, and fusermount3 exits
+    // leaving a dead mount (seen twice in loaded full runs: no fusermount3 left, still
+    // mounted). That race is fusermount3's (libfuse 3.14), so it gets three tries; a
+    // daemon whose auto_unmount does not work fails all three.
+    let mut left = Vec::new();
+    for attempt in 0..3 {
+        let mut m = Mount::start(&fx.arch, fx.dir.path(), &format!("kill{attempt}"), &[]);
+        m.signal(libc::SIGKILL);
+        let t = std::time::Instant::now();
+        while is_mounted(&m.mnt) && t.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !is_mounted(&m.mnt) {
+            return;
+        }
+        left.push(format!(
+            "attempt {attempt}: still mounted after 30 s; processes: {}; log: {}",
             common::mount::fusermount_processes(),
             m.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        ));
     }
+    panic!("auto_unmount did not happen: {left:#?}");
 }
 
 #[test]
