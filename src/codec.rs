@@ -55,8 +55,26 @@ pub trait SpanSource: Send + Sync {
     /// First frame of each span: ascending, starting at 0, each span non-empty.
     /// Span `j` covers `starts[j]..starts[j + 1]` (the last one ends at `frames()`).
     fn span_starts(&self) -> &[u64];
-    /// Decodes span `j`: exactly its length × `channels()` samples.
-    fn decode_span(&self, j: usize) -> Result<Samples, CodecError>;
+    /// Decodes span `j`: exactly its length × `channels()` samples. `buffer` is an
+    /// empty buffer (of any variant) whose allocation the decoder may fill instead of
+    /// allocating one.
+    fn decode_span(&self, j: usize, buffer: Samples) -> Result<Samples, CodecError>;
+
+    /// Decodes spans `spans` in order, calling `emit(j, result)` as each is done;
+    /// `buffer()` gives the empty buffer for the next one (as `decode_span`'s). A source
+    /// whose spans follow on in one decoder (Opus) restores a checkpoint for the first
+    /// span only and decodes on through the rest, which is also exactly the sequential
+    /// decode; by default each span is decoded alone.
+    fn decode_run(
+        &self,
+        spans: std::ops::Range<usize>,
+        buffer: &mut dyn FnMut() -> Samples,
+        emit: &mut dyn FnMut(usize, Result<Samples, CodecError>),
+    ) {
+        for j in spans {
+            emit(j, self.decode_span(j, buffer()));
+        }
+    }
 
     /// Frame range of span `j`.
     fn span_range(&self, j: usize) -> std::ops::Range<u64> {

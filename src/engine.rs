@@ -6,6 +6,7 @@ mod span_cache;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use span_cache::Claim;
 pub use span_cache::SpanCache;
 
 use crate::archive::{Archive, RecordingMeta};
@@ -111,8 +112,17 @@ impl Recording {
 
     /// Span `j`, from the cache or decoded now.
     pub fn span(&self, j: usize) -> Result<Arc<Samples>, CodecError> {
-        self.cache
-            .get_or_decode((self.id, j), || self.source.decode_span(j))
+        self.cache.get_or_decode((self.id, j), || self.decode(j))
+    }
+
+    /// Decodes span `j` into a spare buffer of the cache if there is one.
+    fn decode(&self, j: usize) -> Result<Samples, CodecError> {
+        self.source.decode_span(j, self.spare_buffer())
+    }
+
+    fn spare_buffer(&self) -> Samples {
+        let buffer = self.cache.take_spare();
+        buffer.unwrap_or_else(|| Samples::empty(self.kind()))
     }
 
     /// The span containing frame `f`.
@@ -207,16 +217,51 @@ impl Recording {
 
     /// Starts decoding spans `spans` on the rayon pool into the cache, without waiting.
     /// Spans cached or being decoded already are skipped (a pool thread must not sit
-    /// waiting for another thread's decode).
+    /// waiting for another thread's decode). Consecutive spans are cut into one run
+    /// per pool thread: a run restores one checkpoint and decodes on through the rest
+    /// (`SpanSource::decode_run`), and each span is published as soon as it is done.
     pub fn prefetch(&self, spans: std::ops::Range<usize>) {
-        for j in spans.take_while(|&j| j < self.span_count()) {
-            if self.cache.is_present((self.id, j)) {
-                continue;
+        let spans = spans.start..spans.end.min(self.span_count());
+        let claims = self.cache.claim(spans.map(|j| (self.id, j)));
+        let threads = rayon::current_num_threads().max(1);
+        for mut run in consecutive_runs(claims) {
+            let len = run.len().div_ceil(threads);
+            while !run.is_empty() {
+                let part: Vec<Claim> = run.drain(..len.min(run.len())).collect();
+                let me = self.clone();
+                rayon::spawn(move || me.decode_claims(part));
             }
-            let me = self.clone();
-            rayon::spawn(move || me.cache.fill((me.id, j), || me.source.decode_span(j)));
         }
     }
+
+    /// Decodes claimed consecutive spans as one run and publishes each.
+    fn decode_claims(&self, claims: Vec<Claim>) {
+        let first = claims[0].key().1;
+        let spans = first..first + claims.len();
+        let mut claims = claims.into_iter();
+        // A panic must not abort the process (rayon's default for spawned jobs); the
+        // claims it leaves unpublished publish an error when dropped.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.source
+                .decode_run(spans, &mut || self.spare_buffer(), &mut |_, r| {
+                    if let Some(claim) = claims.next() {
+                        claim.publish(r);
+                    }
+                })
+        }));
+    }
+}
+
+/// `claims` (in ascending span order) grouped into runs of consecutive spans.
+fn consecutive_runs(claims: Vec<Claim>) -> Vec<Vec<Claim>> {
+    let mut runs: Vec<Vec<Claim>> = Vec::new();
+    for c in claims {
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|p| p.key().1 + 1 == c.key().1) => run.push(c),
+            _ => runs.push(vec![c]),
+        }
+    }
+    runs
 }
 
 /// Encodes samples `r` of a span as `format`, appending to `out`.

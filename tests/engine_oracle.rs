@@ -190,7 +190,7 @@ fn every_stored_state_restores_bit_exactly_in_this_process() {
         let ch = usize::from(*ch);
         for j in (0..src.span_starts().len()).rev() {
             let r = src.span_range(j);
-            let Samples::I16(s) = src.decode_span(j).unwrap() else {
+            let Samples::I16(s) = src.decode_span(j, Samples::I16(Vec::new())).unwrap() else {
                 panic!("{rec}: Opus decodes to i16")
             };
             assert!(

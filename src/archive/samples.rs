@@ -59,6 +59,15 @@ impl Samples {
         self.len() == 0
     }
 
+    /// Removes the samples, keeping the buffer.
+    pub fn clear(&mut self) {
+        match self {
+            Samples::I16(v) => v.clear(),
+            Samples::I32(v) => v.clear(),
+            Samples::F32(v) => v.clear(),
+        }
+    }
+
     /// Bytes of memory the samples take: their buffer's capacity, which a decoder may
     /// have left larger than the samples (what a cache bound must count).
     pub fn byte_size(&self) -> usize {
@@ -96,14 +105,6 @@ impl Samples {
             (Samples::I32(a), Samples::I32(b)) => a.extend_from_slice(&b[r]),
             (Samples::F32(a), Samples::F32(b)) => a.extend_from_slice(&b[r]),
             _ => unreachable!("the writer converts input to its own sample type"),
-        }
-    }
-
-    fn clear(&mut self) {
-        match self {
-            Samples::I16(v) => v.clear(),
-            Samples::I32(v) => v.clear(),
-            Samples::F32(v) => v.clear(),
         }
     }
 }

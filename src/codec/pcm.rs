@@ -45,7 +45,8 @@ impl SpanSource for PcmSource {
         &self.starts
     }
 
-    fn decode_span(&self, j: usize) -> Result<Samples, CodecError> {
+    /// zarrs allocates the chunk's buffer itself; `_buffer` is not used.
+    fn decode_span(&self, j: usize, _buffer: Samples) -> Result<Samples, CodecError> {
         Ok(self.reader.read_chunk(j as u64)?)
     }
 }

@@ -2,6 +2,11 @@
 //!
 //! Concurrent misses on the same span are merged: one caller decodes, the others wait
 //! for its result, so a burst of readers never decodes a span twice.
+//!
+//! Evicted spans no reader holds any more are kept as spare buffers (a few MiB at most)
+//! for the next decode to fill: a fresh buffer of a few hundred KiB is mapped and
+//! faulted in page by page, and freeing it unmaps it again, about a twentieth of the
+//! daemon's time in a sequential read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +22,9 @@ pub type Span = Arc<Samples>;
 
 type Outcome = Option<Result<Span, CodecError>>;
 
+/// Bytes of spare buffers kept at most (outside the cache's bound).
+const SPARE_BYTES: usize = 8 << 20;
+
 struct InFlight {
     result: Mutex<Outcome>,
     ready: Condvar,
@@ -26,6 +34,9 @@ struct Inner {
     lru: LruCache<SpanKey, Span>,
     bytes: usize,
     inflight: HashMap<SpanKey, Arc<InFlight>>,
+    /// Buffers of evicted spans, emptied, for reuse.
+    spare: Vec<Samples>,
+    spare_bytes: usize,
 }
 
 pub struct SpanCache {
@@ -45,6 +56,8 @@ impl SpanCache {
                 lru: LruCache::unbounded(),
                 bytes: 0,
                 inflight: HashMap::new(),
+                spare: Vec::new(),
+                spare_bytes: 0,
             }),
             capacity,
         }
@@ -62,6 +75,14 @@ impl SpanCache {
     /// The cached span, if present (marks it recently used).
     pub fn get(&self, key: SpanKey) -> Option<Span> {
         self.inner.lock().lru.get(&key).cloned()
+    }
+
+    /// An empty buffer left by an evicted span, if any, for a decoder to fill.
+    pub fn take_spare(&self) -> Option<Samples> {
+        let mut inner = self.inner.lock();
+        let s = inner.spare.pop()?;
+        inner.spare_bytes -= s.byte_size();
+        Some(s)
     }
 
     /// Whether `key` is cached or being decoded now (does not touch the LRU order).
@@ -102,24 +123,29 @@ impl SpanCache {
         r.clone().expect("checked")
     }
 
-    /// Decodes and caches `key` unless it is cached or being decoded already; never
-    /// waits for another thread. For prefetching.
-    pub fn fill(&self, key: SpanKey, decode: impl FnOnce() -> Result<Samples, CodecError>) {
-        let flight = {
-            let mut inner = self.inner.lock();
+    /// Claims each of `keys` that is neither cached nor being decoded: the caller will
+    /// decode it and must `publish` the claim. Never waits; for prefetching. A claim
+    /// dropped unpublished (a panic in the decoder) publishes an error, so threads
+    /// waiting for the span never block forever.
+    pub fn claim(self: &Arc<Self>, keys: impl IntoIterator<Item = SpanKey>) -> Vec<Claim> {
+        let mut inner = self.inner.lock();
+        let mut claims = Vec::new();
+        for key in keys {
             if inner.lru.contains(&key) || inner.inflight.contains_key(&key) {
-                return;
+                continue;
             }
-            let f = Arc::new(InFlight {
+            let flight = Arc::new(InFlight {
                 result: Mutex::new(None),
                 ready: Condvar::new(),
             });
-            inner.inflight.insert(key, f.clone());
-            f
-        };
-        if let Err(e) = self.decode_and_publish(key, flight, decode) {
-            log::debug!("prefetch of span {key:?} failed: {e}");
+            inner.inflight.insert(key, flight.clone());
+            claims.push(Claim {
+                cache: self.clone(),
+                key,
+                flight: Some(flight),
+            });
         }
+        claims
     }
 
     fn decode_and_publish(
@@ -130,13 +156,18 @@ impl SpanCache {
     ) -> Result<Span, CodecError> {
         // A panic inside a decoder must not leave waiters blocked forever.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
-            .unwrap_or_else(|_| {
-                Err(CodecError::Damaged {
-                    path: Default::default(),
-                    message: "decoder panicked".into(),
-                })
-            })
-            .map(Arc::new);
+            .unwrap_or_else(|_| Err(panicked()));
+        self.publish(key, flight, result)
+    }
+
+    /// Caches the outcome of decoding `key` (unless an error) and wakes its waiters.
+    fn publish(
+        &self,
+        key: SpanKey,
+        flight: Arc<InFlight>,
+        result: Result<Samples, CodecError>,
+    ) -> Result<Span, CodecError> {
+        let result = result.map(Arc::new);
         {
             let mut inner = self.inner.lock();
             inner.inflight.remove(&key);
@@ -160,7 +191,10 @@ impl SpanCache {
         inner.bytes += size;
         while inner.bytes > self.capacity {
             match inner.lru.pop_lru() {
-                Some((_, old)) => inner.bytes -= span_bytes(&old),
+                Some((_, old)) => {
+                    inner.bytes -= span_bytes(&old);
+                    keep_spare(inner, old);
+                }
                 None => break,
             }
         }
@@ -183,6 +217,57 @@ impl SpanCache {
     }
 }
 
+fn panicked() -> CodecError {
+    CodecError::Damaged {
+        path: Default::default(),
+        message: "decoder panicked".into(),
+    }
+}
+
+/// A span the holder has undertaken to decode (see [`SpanCache::claim`]).
+pub struct Claim {
+    cache: Arc<SpanCache>,
+    key: SpanKey,
+    /// `None` once published.
+    flight: Option<Arc<InFlight>>,
+}
+
+impl Claim {
+    pub fn key(&self) -> SpanKey {
+        self.key
+    }
+
+    /// Caches the decoded span (or records the error) and wakes its waiters.
+    pub fn publish(mut self, result: Result<Samples, CodecError>) {
+        let flight = self.flight.take().expect("a claim is published once");
+        if let Err(e) = self.cache.publish(self.key, flight, result) {
+            log::debug!("prefetch of span {:?} failed: {e}", self.key);
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(flight) = self.flight.take() {
+            let _ = self.cache.publish(self.key, flight, Err(panicked()));
+        }
+    }
+}
+
+/// Keeps the buffer of evicted span `old` as a spare if no reader holds the span and
+/// the spares stay within `SPARE_BYTES`.
+fn keep_spare(inner: &mut Inner, old: Span) {
+    let Ok(mut s) = Arc::try_unwrap(old) else {
+        return;
+    };
+    let size = s.byte_size();
+    if inner.spare_bytes + size <= SPARE_BYTES {
+        s.clear();
+        inner.spare_bytes += size;
+        inner.spare.push(s);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +283,60 @@ mod tests {
         assert!(c.bytes() <= 100);
         assert!(c.get((1, 3)).is_some());
         assert!(c.get((1, 0)).is_none());
+    }
+
+    #[test]
+    fn evicted_buffers_no_reader_holds_are_reused() {
+        let c = SpanCache::new(200); // room for two spans of 80 bytes
+        let held = c
+            .get_or_decode((1, 0), || Ok(Samples::I16(vec![7; 40])))
+            .unwrap();
+        c.get_or_decode((1, 1), || Ok(Samples::I16(vec![8; 40])))
+            .unwrap();
+        assert!(c.take_spare().is_none(), "nothing evicted yet");
+        // Each insert evicts the oldest span: (1, 0) is still held by a reader, (1, 1)
+        // is not.
+        c.get_or_decode((1, 2), || Ok(Samples::I16(vec![9; 40])))
+            .unwrap();
+        assert!(
+            c.take_spare().is_none(),
+            "a held span's buffer is not taken from it"
+        );
+        assert_eq!(*held, Samples::I16(vec![7; 40]));
+        c.get_or_decode((1, 3), || Ok(Samples::I16(vec![9; 40])))
+            .unwrap();
+        let Some(Samples::I16(v)) = c.take_spare() else {
+            panic!("the evicted span's buffer should be spare");
+        };
+        assert!(v.is_empty() && v.capacity() >= 40);
+        assert!(c.take_spare().is_none());
+    }
+
+    #[test]
+    fn claims_skip_present_spans_and_an_abandoned_claim_wakes_waiters() {
+        let c = Arc::new(SpanCache::new(1 << 20));
+        c.get_or_decode((1, 0), || Ok(Samples::I16(vec![1])))
+            .unwrap();
+        let claims = c.claim((0..3).map(|j| (1, j)));
+        let keys: Vec<SpanKey> = claims.iter().map(Claim::key).collect();
+        assert_eq!(keys, [(1, 1), (1, 2)], "span 0 is cached");
+        assert!(c.claim([(1, 1)]).is_empty(), "span 1 is being decoded");
+        let waiter = {
+            let c = c.clone();
+            std::thread::spawn(move || c.get_or_decode((1, 2), || panic!("claimed elsewhere")))
+        };
+        let mut claims = claims.into_iter();
+        claims.next().unwrap().publish(Ok(Samples::I16(vec![2])));
+        assert_eq!(*c.get((1, 1)).unwrap(), Samples::I16(vec![2]));
+        // Let the waiter block on span 2 (were it late, it would decode it itself: the
+        // panic above, also an error).
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(claims); // as a panicking decoder would
+        assert!(waiter.join().unwrap().is_err());
+        let again = c
+            .get_or_decode((1, 2), || Ok(Samples::I16(vec![3])))
+            .unwrap();
+        assert_eq!(*again, Samples::I16(vec![3]), "the error was not cached");
     }
 
     #[test]

@@ -151,7 +151,7 @@ impl SpanSource for FlacSource {
         &self.starts
     }
 
-    fn decode_span(&self, j: usize) -> Result<Samples, CodecError> {
+    fn decode_span(&self, j: usize, buffer: Samples) -> Result<Samples, CodecError> {
         let (a, b) = (self.span_frames[j], self.span_frames[j + 1]);
         let (first, last) = (&self.frames[a], &self.frames[b - 1]);
         let bytes = self.store.read(first.offset..last.offset + last.len)?;
@@ -163,7 +163,13 @@ impl SpanSource for FlacSource {
             }
         })?;
         Ok(if self.info.bits_per_sample <= 16 {
-            Samples::I16(v.into_iter().map(|s| s as i16).collect())
+            let mut out = match buffer {
+                Samples::I16(out) => out,
+                _ => Vec::new(),
+            };
+            out.reserve_exact(v.len());
+            out.extend(v.into_iter().map(|s| s as i16));
+            Samples::I16(out)
         } else {
             Samples::I32(v)
         })

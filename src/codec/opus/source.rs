@@ -539,27 +539,14 @@ impl OpusSource {
         }
         Ok(dec)
     }
-}
 
-impl SpanSource for OpusSource {
-    fn channels(&self) -> u16 {
-        self.meta.channels
-    }
-
-    fn frames(&self) -> u64 {
-        self.meta.frames
-    }
-
-    fn span_starts(&self) -> &[u64] {
-        &self.starts
-    }
-
-    fn kind(&self) -> SampleKind {
-        SampleKind::Int(16)
-    }
-
-    fn decode_span(&self, j: usize) -> Result<Samples, CodecError> {
-        let mut dec = self.state_for(j)?;
+    /// Decodes span `j` with `dec`, the decoder at the span's start (left at its end).
+    fn decode_span_from(
+        &self,
+        dec: &mut Decoder,
+        j: usize,
+        buffer: Samples,
+    ) -> Result<Samples, CodecError> {
         let from = self.packet_of_span(j);
         let to = self
             .positions
@@ -573,9 +560,12 @@ impl SpanSource for OpusSource {
         let ch = usize::from(self.meta.channels);
         // Room for one packet more than the span: `Decoder::decode` reserves a whole
         // maximal packet before each packet, and must not double the buffer at the last.
-        let mut out =
-            Vec::with_capacity((end_sample - first_sample) as usize * ch + MAX_PACKET_SAMPLES * ch);
-        decode_packets(&mut dec, self.packets(), from, to, &mut out)?;
+        let mut out = match buffer {
+            Samples::I16(v) => v,
+            _ => Vec::new(),
+        };
+        out.reserve_exact((end_sample - first_sample) as usize * ch + MAX_PACKET_SAMPLES * ch);
+        decode_packets(dec, self.packets(), from, to, &mut out)?;
         if out.len() as u64 != (end_sample - first_sample) * ch as u64 {
             return Err(damaged(
                 &self.path,
@@ -596,6 +586,52 @@ impl SpanSource for OpusSource {
         out.truncate(b);
         out.drain(..a);
         Ok(Samples::I16(out))
+    }
+}
+
+impl SpanSource for OpusSource {
+    fn channels(&self) -> u16 {
+        self.meta.channels
+    }
+
+    fn frames(&self) -> u64 {
+        self.meta.frames
+    }
+
+    fn span_starts(&self) -> &[u64] {
+        &self.starts
+    }
+
+    fn kind(&self) -> SampleKind {
+        SampleKind::Int(16)
+    }
+
+    fn decode_span(&self, j: usize, buffer: Samples) -> Result<Samples, CodecError> {
+        self.decode_span_from(&mut self.state_for(j)?, j, buffer)
+    }
+
+    fn decode_run(
+        &self,
+        spans: std::ops::Range<usize>,
+        buffer: &mut dyn FnMut() -> Samples,
+        emit: &mut dyn FnMut(usize, Result<Samples, CodecError>),
+    ) {
+        // The decoder at the start of span j, once a span before it decoded: decoding a
+        // span leaves it exactly at the next checkpoint. After an error the next span
+        // restores its own checkpoint.
+        let mut next: Option<Decoder> = None;
+        for j in spans {
+            let result = match next.take() {
+                Some(dec) => Ok(dec),
+                None => self.state_for(j),
+            }
+            .and_then(|mut dec| {
+                let samples = self.decode_span_from(&mut dec, j, buffer())?;
+                next = Some(dec);
+                Ok(samples)
+            });
+            emit(j, result);
+        }
     }
 }
 
@@ -680,6 +716,29 @@ mod tests {
                 &got.export_state().unwrap() == want,
                 "checkpoint {j} differs"
             );
+        }
+    }
+
+    #[test]
+    fn a_run_decodes_the_same_spans_as_each_span_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_archive, store) = recording(tmp.path());
+        let src = OpusSource::open(Arc::new(store)).unwrap();
+        let n = src.span_starts().len();
+        assert!(n >= 9, "{n} spans");
+        let alone: Vec<Samples> = (0..n)
+            .map(|j| src.decode_span(j, Samples::I16(Vec::new())).unwrap())
+            .collect();
+        // From the start, and from a restored checkpoint in the middle.
+        for from in [0, 3] {
+            let mut got = Vec::new();
+            src.decode_run(from..n, &mut || Samples::I16(Vec::new()), &mut |j, r| {
+                got.push((j, r.unwrap()))
+            });
+            assert_eq!(got.len(), n - from);
+            for (j, samples) in got {
+                assert!(samples == alone[j], "span {j} of a run from {from} differs");
+            }
         }
     }
 
