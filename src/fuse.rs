@@ -36,6 +36,7 @@ use workers::Workers;
 const TTL: Duration = Duration::from_secs(24 * 3600);
 /// `st_blksize`: the I/O size `cp` and stdio use; large reads decode most efficiently.
 const BLKSIZE: u32 = 1 << 20;
+
 thread_local! {
     /// Each worker's reply buffer, kept from read to read: a new one per request (128 KiB,
     /// the daemon's mmap threshold) was mapped and faulted in page by page every time,

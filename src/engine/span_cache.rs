@@ -85,12 +85,6 @@ impl SpanCache {
         Some(s)
     }
 
-    /// Whether `key` is cached or being decoded now (does not touch the LRU order).
-    pub fn is_present(&self, key: SpanKey) -> bool {
-        let inner = self.inner.lock();
-        inner.lru.contains(&key) || inner.inflight.contains_key(&key)
-    }
-
     /// The span for `key`, decoding it with `decode` on a miss.
     pub fn get_or_decode(
         &self,
