@@ -222,6 +222,10 @@ impl Recording {
     /// (`SpanSource::decode_run`), and each span is published as soon as it is done.
     pub fn prefetch(&self, spans: std::ops::Range<usize>) {
         let spans = spans.start..spans.end.min(self.span_count());
+        if spans.is_empty() {
+            // Most reads ask for nothing: no need to take the cache lock.
+            return;
+        }
         let claims = self.cache.claim(spans.map(|j| (self.id, j)));
         let threads = rayon::current_num_threads().max(1);
         for mut run in consecutive_runs(claims) {
