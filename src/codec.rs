@@ -76,6 +76,10 @@ pub trait SpanSource: Send + Sync {
         }
     }
 
+    /// Hints that spans `spans` will be decoded soon: the source may start reading
+    /// their compressed bytes from disk in the background. By default, nothing.
+    fn will_need(&self, _spans: std::ops::Range<usize>) {}
+
     /// Frame range of span `j`.
     fn span_range(&self, j: usize) -> std::ops::Range<u64> {
         let s = self.span_starts();

@@ -229,6 +229,8 @@ impl Recording {
         let claims = self.cache.claim(spans.map(|j| (self.id, j)));
         let threads = rayon::current_num_threads().max(1);
         for mut run in consecutive_runs(claims) {
+            let first = run[0].key().1;
+            self.source.will_need(first..first + run.len());
             let len = run.len().div_ceil(threads);
             while !run.is_empty() {
                 let part: Vec<Claim> = run.drain(..len.min(run.len())).collect();

@@ -151,6 +151,15 @@ impl SpanSource for FlacSource {
         &self.starts
     }
 
+    fn will_need(&self, spans: std::ops::Range<usize>) {
+        if spans.is_empty() {
+            return;
+        }
+        let (a, b) = (self.span_frames[spans.start], self.span_frames[spans.end]);
+        let (first, last) = (&self.frames[a], &self.frames[b - 1]);
+        self.store.will_need(first.offset..last.offset + last.len);
+    }
+
     fn decode_span(&self, j: usize, buffer: Samples) -> Result<Samples, CodecError> {
         let (a, b) = (self.span_frames[j], self.span_frames[j + 1]);
         let (first, last) = (&self.frames[a], &self.frames[b - 1]);

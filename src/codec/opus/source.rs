@@ -610,6 +610,22 @@ impl SpanSource for OpusSource {
         self.decode_span_from(&mut self.state_for(j)?, j, buffer)
     }
 
+    fn will_need(&self, spans: std::ops::Range<usize>) {
+        if spans.is_empty() {
+            return;
+        }
+        let from = self.packet_of_span(spans.start);
+        let to = self
+            .positions
+            .get(spans.end - 1)
+            .map_or(self.index.total_packets(), |&(p, _)| p);
+        if from < to {
+            let first = self.index.first_page_for_packet(from);
+            let last = self.index.page_ending_packet(to - 1);
+            self.store.will_need(self.index.byte_range(first, last));
+        }
+    }
+
     fn decode_run(
         &self,
         spans: std::ops::Range<usize>,
@@ -742,6 +758,61 @@ mod tests {
         }
     }
 
+    /// Which 4 KiB pages of `file` are in the page cache (and read).
+    fn resident_pages(file: &std::path::Path) -> Vec<bool> {
+        let f = std::fs::File::open(file).unwrap();
+        // SAFETY: the archive's chunk files are not modified while the test runs.
+        let map = unsafe { memmap2::Mmap::map(&f) }.unwrap();
+        let mut vec = vec![0u8; map.len().div_ceil(4096)];
+        // SAFETY: `map` is a live mapping of `map.len()` bytes; `vec` has a byte per page.
+        let rc = unsafe { libc::mincore(map.as_ptr() as *mut _, map.len(), vec.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore");
+        vec.into_iter().map(|b| b & 1 == 1).collect()
+    }
+
+    #[test]
+    fn will_need_starts_reading_exactly_the_spans_pages() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_archive, store) = recording(tmp.path());
+        let chunk = store.dir().join("stream/c/0");
+        let src = OpusSource::open(Arc::new(store)).unwrap();
+        assert!(src.span_starts().len() >= 9);
+        // The pages of spans 4 and 5 (with the page before and after, which they may
+        // share), and a page well past them.
+        let first = src.index.first_page_for_packet(src.packet_of_span(4));
+        let last = src.index.page_ending_packet(src.positions[5].0 - 1);
+        let bytes = src.index.byte_range(first, last);
+        let wanted = (bytes.start / 4096) as usize..bytes.end.div_ceil(4096) as usize;
+        let far = src
+            .index
+            .byte_range(src.index.rows().len() - 1, src.index.rows().len() - 1);
+        let far_page = (far.start / 4096) as usize;
+        assert!(far_page > wanted.end + 1, "{far_page} {wanted:?}");
+
+        // Evict the chunk file (clean pages only: sync first).
+        let f = std::fs::File::open(&chunk).unwrap();
+        f.sync_all().unwrap();
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid descriptor; DONTNEED only drops clean cached pages.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        let before = resident_pages(&chunk);
+        assert!(!before[wanted.clone()].iter().any(|&r| r) && !before[far_page]);
+
+        src.will_need(4..6);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let after = loop {
+            let pages = resident_pages(&chunk);
+            if pages[wanted.clone()].iter().all(|&r| r) || std::time::Instant::now() > deadline {
+                break pages;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert!(
+            after[wanted.clone()].iter().all(|&r| r),
+            "{wanted:?} not read"
+        );
+        assert!(!after[far_page], "page {far_page} was not asked for");
+    }
     #[test]
     fn seeded_states_restore_exactly_and_take_under_a_kibibyte() {
         let tmp = tempfile::tempdir().unwrap();
