@@ -19,6 +19,8 @@ pub mod input;
 pub mod mount;
 pub mod ops;
 pub mod syslog;
+#[cfg(test)]
+mod test_support;
 pub mod wav;
 pub mod wav_file;
 

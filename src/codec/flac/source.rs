@@ -227,3 +227,28 @@ pub fn check_audio(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::Codec;
+
+    #[test]
+    fn will_need_starts_reading_exactly_the_spans_pages() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_archive, store) = crate::test_support::recording(tmp.path(), 8, Codec::Flac);
+        let chunk = store.dir().join("stream/c/0");
+        assert!(store.meta().stream_bytes < 1 << 20, "one chunk");
+        let src = FlacSource::open(Arc::new(store)).unwrap();
+        assert!(src.span_starts().len() >= 9);
+        let (a, b) = (src.span_frames[4], src.span_frames[6]);
+        let (first, last) = (&src.frames[a], &src.frames[b - 1]);
+        let far = src.frames.last().unwrap().offset;
+        crate::test_support::assert_hint_reads(
+            &chunk,
+            first.offset..last.offset + last.len,
+            far,
+            || src.will_need(4..6),
+        );
+    }
+}

@@ -656,41 +656,11 @@ mod tests {
     use super::*;
     use crate::archive::Archive;
     use crate::archive::checkpoints::Encoding;
-    use crate::import::{Codec, ImportOptions, Job, import_one};
+    use crate::import::Codec;
 
     /// A 20 s mono Opus recording (a sweep in noise) with checkpoints every 2 s.
     fn recording(dir: &std::path::Path) -> (Archive, RecordingStore) {
-        let wav = dir.join("in.wav");
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 48_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&wav, spec).unwrap();
-        let mut seed = 7u32;
-        for i in 0..48_000 * 20 {
-            let t = f64::from(i) / 48_000.0;
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            let noise = f64::from(seed >> 8) / f64::from(1u32 << 24) - 0.5;
-            let tone = (2.0 * std::f64::consts::PI * (200.0 + 400.0 * t) * t).sin();
-            w.write_sample((8000.0 * tone + 3000.0 * noise) as i16)
-                .unwrap();
-        }
-        w.finalize().unwrap();
-        let archive = Archive::create_or_open(dir.join("a")).unwrap();
-        let opts = ImportOptions {
-            checkpoint_interval_secs: 2.0,
-            codec: Some(Codec::Opus),
-            ..ImportOptions::default()
-        };
-        let job = Job {
-            input: wav,
-            target: "r".into(),
-        };
-        import_one(&archive, &job, &opts).unwrap();
-        let store = archive.recording("r").unwrap();
-        (archive, store)
+        crate::test_support::recording(dir, 20, Codec::Opus)
     }
 
     /// The true decoder state before each of `packets`, from one sequential decode.
@@ -758,18 +728,6 @@ mod tests {
         }
     }
 
-    /// Which 4 KiB pages of `file` are in the page cache (and read).
-    fn resident_pages(file: &std::path::Path) -> Vec<bool> {
-        let f = std::fs::File::open(file).unwrap();
-        // SAFETY: the archive's chunk files are not modified while the test runs.
-        let map = unsafe { memmap2::Mmap::map(&f) }.unwrap();
-        let mut vec = vec![0u8; map.len().div_ceil(4096)];
-        // SAFETY: `map` is a live mapping of `map.len()` bytes; `vec` has a byte per page.
-        let rc = unsafe { libc::mincore(map.as_ptr() as *mut _, map.len(), vec.as_mut_ptr()) };
-        assert_eq!(rc, 0, "mincore");
-        vec.into_iter().map(|b| b & 1 == 1).collect()
-    }
-
     #[test]
     fn will_need_starts_reading_exactly_the_spans_pages() {
         let tmp = tempfile::tempdir().unwrap();
@@ -777,41 +735,17 @@ mod tests {
         let chunk = store.dir().join("stream/c/0");
         let src = OpusSource::open(Arc::new(store)).unwrap();
         assert!(src.span_starts().len() >= 9);
-        // The pages of spans 4 and 5 (with the page before and after, which they may
-        // share), and a page well past them.
+        // The pages of spans 4 and 5, and one well past them.
         let first = src.index.first_page_for_packet(src.packet_of_span(4));
         let last = src.index.page_ending_packet(src.positions[5].0 - 1);
-        let bytes = src.index.byte_range(first, last);
-        let wanted = (bytes.start / 4096) as usize..bytes.end.div_ceil(4096) as usize;
-        let far = src
-            .index
-            .byte_range(src.index.rows().len() - 1, src.index.rows().len() - 1);
-        let far_page = (far.start / 4096) as usize;
-        assert!(far_page > wanted.end + 1, "{far_page} {wanted:?}");
-
-        // Evict the chunk file (clean pages only: sync first).
-        let f = std::fs::File::open(&chunk).unwrap();
-        f.sync_all().unwrap();
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid descriptor; DONTNEED only drops clean cached pages.
-        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        let before = resident_pages(&chunk);
-        assert!(!before[wanted.clone()].iter().any(|&r| r) && !before[far_page]);
-
-        src.will_need(4..6);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let after = loop {
-            let pages = resident_pages(&chunk);
-            if pages[wanted.clone()].iter().all(|&r| r) || std::time::Instant::now() > deadline {
-                break pages;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        assert!(
-            after[wanted.clone()].iter().all(|&r| r),
-            "{wanted:?} not read"
+        let rows = src.index.rows().len();
+        let far = src.index.byte_range(rows - 1, rows - 1).start;
+        crate::test_support::assert_hint_reads(
+            &chunk,
+            src.index.byte_range(first, last),
+            far,
+            || src.will_need(4..6),
         );
-        assert!(!after[far_page], "page {far_page} was not asked for");
     }
     #[test]
     fn seeded_states_restore_exactly_and_take_under_a_kibibyte() {
