@@ -64,9 +64,9 @@ pub fn resident_pages(file: &Path) -> Vec<bool> {
     vec.into_iter().map(|b| b & 1 == 1).collect()
 }
 
-/// Checks that `hint()` makes exactly the pages holding `bytes` of `file` resident:
-/// none of them (nor page `far`) is before, all of them are after (reads started by
-/// the hint are waited for, up to 10 s), and page `far` still is not.
+/// Checks that `hint()` reads the pages holding `bytes` of `file` and not page `far`:
+/// after evicting the file none of them is resident; after the hint (its reads waited
+/// for, up to 10 s) all the wanted pages are, and page `far` still is not.
 pub fn assert_hint_reads(file: &Path, bytes: std::ops::Range<u64>, far: u64, hint: impl FnOnce()) {
     let wanted = (bytes.start / 4096) as usize..bytes.end.div_ceil(4096) as usize;
     let far = (far / 4096) as usize;

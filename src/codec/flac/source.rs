@@ -234,7 +234,7 @@ mod tests {
     use crate::import::Codec;
 
     #[test]
-    fn will_need_starts_reading_exactly_the_spans_pages() {
+    fn will_need_starts_reading_the_spans_pages() {
         let tmp = tempfile::tempdir().unwrap();
         let (_archive, store) = crate::test_support::recording(tmp.path(), 8, Codec::Flac);
         let chunk = store.dir().join("stream/c/0");

@@ -729,7 +729,7 @@ mod tests {
     }
 
     #[test]
-    fn will_need_starts_reading_exactly_the_spans_pages() {
+    fn will_need_starts_reading_the_spans_pages() {
         let tmp = tempfile::tempdir().unwrap();
         let (_archive, store) = recording(tmp.path());
         let chunk = store.dir().join("stream/c/0");
@@ -747,6 +747,7 @@ mod tests {
             || src.will_need(4..6),
         );
     }
+
     #[test]
     fn seeded_states_restore_exactly_and_take_under_a_kibibyte() {
         let tmp = tempfile::tempdir().unwrap();
