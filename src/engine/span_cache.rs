@@ -30,6 +30,15 @@ struct InFlight {
     ready: Condvar,
 }
 
+impl InFlight {
+    fn new() -> Arc<Self> {
+        Arc::new(InFlight {
+            result: Mutex::new(None),
+            ready: Condvar::new(),
+        })
+    }
+}
+
 struct Inner {
     lru: LruCache<SpanKey, Span>,
     bytes: usize,
@@ -99,10 +108,7 @@ impl SpanCache {
             match inner.inflight.get(&key) {
                 Some(f) => Some(f.clone()),
                 None => {
-                    let f = Arc::new(InFlight {
-                        result: Mutex::new(None),
-                        ready: Condvar::new(),
-                    });
+                    let f = InFlight::new();
                     inner.inflight.insert(key, f.clone());
                     drop(inner);
                     return self.decode_and_publish(key, f, decode);
@@ -128,10 +134,7 @@ impl SpanCache {
             if inner.lru.contains(&key) || inner.inflight.contains_key(&key) {
                 continue;
             }
-            let flight = Arc::new(InFlight {
-                result: Mutex::new(None),
-                ready: Condvar::new(),
-            });
+            let flight = InFlight::new();
             inner.inflight.insert(key, flight.clone());
             claims.push(Claim {
                 cache: self.clone(),

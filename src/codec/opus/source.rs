@@ -44,6 +44,14 @@ pub struct Packets<'a> {
     pub path: &'a std::path::Path,
 }
 
+/// The first and last index rows of the pages holding packets `from..to` (`from < to`).
+fn pages_holding(index: &PageIndex, from: u64, to: u64) -> (usize, usize) {
+    (
+        index.first_page_for_packet(from),
+        index.page_ending_packet(to - 1),
+    )
+}
+
 /// Packet source for one span: reads the pages holding packets `from..to` and hands
 /// each packet to `f`, checking every page against the index.
 fn for_each_packet(
@@ -60,8 +68,7 @@ fn for_each_packet(
     if from >= to {
         return Ok(());
     }
-    let first = index.first_page_for_packet(from);
-    let last = index.page_ending_packet(to - 1);
+    let (first, last) = pages_holding(index, from, to);
     let range = index.byte_range(first, last);
     let bytes = stream.read(range.clone())?;
     if bytes.len() as u64 != range.end - range.start {
@@ -471,6 +478,15 @@ impl OpusSource {
         if j == 0 { 0 } else { self.positions[j - 1].0 }
     }
 
+    /// The packets of spans `spans` (non-empty).
+    fn packets_of(&self, spans: std::ops::Range<usize>) -> std::ops::Range<u64> {
+        let end = self
+            .positions
+            .get(spans.end - 1)
+            .map_or(self.index.total_packets(), |&(p, _)| p);
+        self.packet_of_span(spans.start)..end
+    }
+
     /// The decoder state at the start of span `j`.
     ///
     /// The `states` lock is never held while reading the archive or decoding: zarrs
@@ -547,11 +563,7 @@ impl OpusSource {
         j: usize,
         buffer: Samples,
     ) -> Result<Samples, CodecError> {
-        let from = self.packet_of_span(j);
-        let to = self
-            .positions
-            .get(j)
-            .map_or(self.index.total_packets(), |&(p, _)| p);
+        let packets = self.packets_of(j..j + 1);
         let first_sample = if j == 0 { 0 } else { self.positions[j - 1].1 };
         let end_sample = self
             .positions
@@ -565,7 +577,7 @@ impl OpusSource {
             _ => Vec::new(),
         };
         out.reserve_exact((end_sample - first_sample) as usize * ch + MAX_PACKET_SAMPLES * ch);
-        decode_packets(dec, self.packets(), from, to, &mut out)?;
+        decode_packets(dec, self.packets(), packets.start, packets.end, &mut out)?;
         if out.len() as u64 != (end_sample - first_sample) * ch as u64 {
             return Err(damaged(
                 &self.path,
@@ -614,14 +626,9 @@ impl SpanSource for OpusSource {
         if spans.is_empty() {
             return;
         }
-        let from = self.packet_of_span(spans.start);
-        let to = self
-            .positions
-            .get(spans.end - 1)
-            .map_or(self.index.total_packets(), |&(p, _)| p);
-        if from < to {
-            let first = self.index.first_page_for_packet(from);
-            let last = self.index.page_ending_packet(to - 1);
+        let packets = self.packets_of(spans);
+        if !packets.is_empty() {
+            let (first, last) = pages_holding(&self.index, packets.start, packets.end);
             self.store.will_need(self.index.byte_range(first, last));
         }
     }
