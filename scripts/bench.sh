@@ -32,7 +32,8 @@
 #
 # Needs: fusermount3 and /dev/fuse, python3 with numpy and scipy, opusenc. Optional
 # (skipped with a note when missing in --quick; installed with apt in full mode):
-# ffmpegfs, opusdec, ffmpeg/ffprobe, sox, python3 soundfile, taskset.
+# ffmpegfs, opusdec, ffmpeg/ffprobe, sox, python3 soundfile, taskset, perf (the profile
+# of one cold sequential read; Debian package linux-perf).
 
 # Functions run through `timed`, traps and background jobs look unreachable to shellcheck.
 # shellcheck disable=SC2317
@@ -75,6 +76,8 @@ if [ "$QUICK" = 1 ]; then
     MODE=quick
     MONO_S=20 STEREO_S=10      # material, seconds
     REPS=${REPS:-3}            # runs per figure
+    SEQ_REPS=$REPS             # our cold sequential runs, each paired with a limit run
+    ALL_CORES_REPS=1           # runs of the limit on one core, then on every core at once
     PEER_REPS=${PEER_REPS:-$REPS} # runs of decode-to-disk and of ffmpegfs's clients
     CLIENT_REPS=1              # runs of each client (sox, ffprobe, Python) per system
     READS=10                   # cold random reads per file (ours and disk/tmpfs files)
@@ -88,6 +91,10 @@ else
     MODE=full
     MONO_S=7200 STEREO_S=3600
     REPS=${REPS:-5}
+    # The ratio to the limit is the noisiest figure (the machine's speed drifts between
+    # a limit run and its cat run): more pairs for a steadier median.
+    SEQ_REPS=$((2 * REPS - 1))
+    ALL_CORES_REPS=3
     PEER_REPS=${PEER_REPS:-3}
     CLIENT_REPS=$REPS
     READS=200
@@ -119,6 +126,7 @@ if [ "$MODE" = full ]; then
     have opusdec || want+=(opus-tools)
     have ffmpeg || want+=(ffmpeg)
     have sox || want+=(sox)
+    have perf || want+=(linux-perf)
     if [ ${#want[@]} -gt 0 ]; then
         log "installing ${want[*]} with apt"
         if [ "$(id -u)" -eq 0 ] && have apt-get; then
@@ -212,6 +220,15 @@ SHM=$(mktemp -d "$SHM_BASE/zarr-wavfs-bench.XXXXXX")
 RESULTS=$RUN/results.tsv META=$RUN/meta.tsv
 : >"$RESULTS"; : >"$META"
 
+# perf profiles one cold sequential read of each recording (scripts/bench/profile.py).
+PERF=0
+if have perf && perf record -q -e cpu-clock -o "$RUN/perf-check.data" -- true >/dev/null 2>&1; then
+    PERF=1
+else
+    note "perf missing or not permitted: no profile of a cold sequential read"
+fi
+rm -f "$RUN/perf-check.data"
+
 # --- how busy the machine is with other work ---------------------------------------------------
 # Every 2 s: the 1-min load average and the number of threads outside this script's
 # session that are running or waiting for I/O (state R or D). The report warns when
@@ -248,6 +265,26 @@ timed() {
     fi
 }
 cat_null() { cat "$1" >/dev/null; }
+HZ=$(getconf CLK_TCK)
+# cpu_ticks PID: the machine's CPU time by state (/proc/stat: user nice system idle
+# iowait irq softirq steal), then the user and system time of process PID, in ticks.
+cpu_ticks() {
+    local cpu
+    read -r -a cpu </proc/stat
+    echo "${cpu[*]:1:8} $(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f12,13)"
+}
+# cpu_budget KIND BEFORE AFTER: where the machine's CPU time went between two
+# cpu_ticks of our daemon, in core-seconds: its user and system time, the rest of the
+# busy time (the client, anything else), idle, I/O wait and steal.
+cpu_budget() {
+    awk -v hz="$HZ" -v a="$2" -v b="$3" -v k="$1" 'BEGIN {
+        n = split(a, p, " "); split(b, q, " ")
+        for (i = 1; i <= n; i++) d[i] = (q[i] - p[i]) / hz
+        busy = d[1] + d[2] + d[3] + d[6] + d[7]
+        printf "cpu_s/daemon_user/%s\t%.2f\ncpu_s/daemon_sys/%s\t%.2f\n", k, d[9], k, d[10]
+        printf "cpu_s/rest/%s\t%.2f\ncpu_s/idle/%s\t%.2f\n", k, busy - d[9] - d[10], k, d[4]
+        printf "cpu_s/iowait/%s\t%.2f\ncpu_s/steal/%s\t%.2f\n", k, d[5], k, d[8] }' >>"$RESULTS"
+}
 vmhwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # --- cold state ------------------------------------------------------------------------------
@@ -470,14 +507,52 @@ for k in "${KINDS[@]}"; do
     for ((r = 0; r < REPS; r++)); do timed "seq_s/tmpfs/$k" cat_null "$SHM/$k.wav"; done
 done
 
-limit() { # KIND: one pinned run of the limit: a libopus decoder straight through the
-    # stream in memory, no checkpoints, spans, cache or FUSE (it prints its seconds)
-    local secs
+limit() { # KIND [MEASURE]: one pinned run of the limit: a libopus decoder straight
+    # through the stream in memory, no checkpoints, spans, cache or FUSE (it prints its
+    # seconds), recorded as MEASURE (default decode1_s)
+    local secs key=${2:-decode1_s}/limit/$1
     if secs=$("${PIN[@]}" "$BIN" decode-limit "$ARCH" "$1" 2>>"$RUN/logs/limit.log"); then
-        rec "decode1_s/limit/$1" "$secs"
+        rec "$key" "$secs"
     else
-        log "failed: limit of $1"; rec "failed/decode1_s/limit/$1" 1
+        log "failed: limit of $1"; rec "failed/$key" 1
     fi
+}
+
+all_cores_limit() { # KIND: the limit alone on one core, then one pinned limit run on
+    # every core at once: how much slower each core decodes when all of them do
+    local k=$1 i r pids=()
+    [ ${#PIN[@]} -gt 0 ] || return 0
+    log "limit of $k: one core alone, then $NPROC cores at once x$ALL_CORES_REPS"
+    for ((r = 0; r < ALL_CORES_REPS; r++)); do
+        limit "$k" decode_alone_s
+        pids=()
+        for ((i = 0; i < NPROC; i++)); do
+            taskset -c "$i" "$BIN" decode-limit "$ARCH" "$k" >"$RUN/all-cores-$i" 2>>"$RUN/logs/limit.log" &
+            pids+=($!)
+        done
+        for ((i = 0; i < NPROC; i++)); do
+            if wait "${pids[$i]}"; then
+                rec "decode_all_s/limit/$k" "$(cat "$RUN/all-cores-$i")"
+            else
+                rec "failed/decode_all_s/limit/$k" 1
+            fi
+        done
+    done
+}
+
+profile_seq() { # KIND FILE: perf profiles of one limit run and of one cold cat of FILE
+    local k=$1 f=$2 pid
+    log "ours $k: perf profile of the limit and of one cold sequential cat"
+    perf record -q -g --kernel-callchains -e cpu-clock -F 999 -o "$RUN/perf-limit-$k.data" \
+        -- "${PIN[@]}" "$BIN" decode-limit "$ARCH" "$k" >/dev/null 2>>"$RUN/logs/perf.log" ||
+        { note "perf record of the $k limit failed (see logs/perf.log)"; return 0; }
+    cold ours "$k" seq
+    pid=${PID_OF[$MNTS/ours-main]}
+    perf record -q -a -g --kernel-callchains -e cpu-clock -F 999 -o "$RUN/perf-seq-$k.data" \
+        -- cat "$f" >/dev/null 2>>"$RUN/logs/perf.log" ||
+        { note "perf record of a $k cat failed (see logs/perf.log)"; return 0; }
+    "$PY" "$HELPERS/profile.py" "$RUN/perf-limit-$k.data" "$RUN/perf-seq-$k.data" "$pid" "$k" \
+        >>"$RESULTS" 2>>"$RUN/logs/perf.log" || note "profile.py failed on the $k profiles (see logs/perf.log)"
 }
 
 decode() { # DECODER IN OUT: decode to a WAV on disk, fsync'd
@@ -513,18 +588,30 @@ for k in "${KINDS[@]}"; do
         f=$(path_of "$s" "$k")
 
         # -- cold sequential read, and completeness ---------------------------------------
-        log "$s $k: cold sequential cat x$REPS"
-        for ((r = 0; r < REPS; r++)); do
+        n=$REPS
+        [ "$s" = ours ] && n=$SEQ_REPS
+        log "$s $k: cold sequential cat x$n"
+        for ((r = 0; r < n; r++)); do
             # Ours: the limit just before each run (${PIN[*]:-unpinned} zarr-wavfs
             # decode-limit). The machine's speed drifts by ±10 % over minutes; a pair
             # sees the same drift, and the report takes the median of the pairs' ratios.
             [ "$s" = ours ] && limit "$k"
             cold "$s" "$k" seq
-            timed "seq_s/$s/$k" cat_null "$f"
+            if [ "$s" = ours ]; then
+                before=$(cpu_ticks "${PID_OF[$MNTS/ours-main]}")
+                timed "seq_s/$s/$k" cat_null "$f"
+                cpu_budget "$k" "$before" "$(cpu_ticks "${PID_OF[$MNTS/ours-main]}")"
+            else
+                timed "seq_s/$s/$k" cat_null "$f"
+            fi
             if [ "$s" = ffmpegfs ]; then
                 rec "disk_bytes/ffmpegfs/$k" "$(du -sb "$RUN/cache-ffmpegfs-main" | cut -f1)"
             fi
         done
+        if [ "$s" = ours ]; then
+            all_cores_limit "$k"
+            if [ "$PERF" = 1 ]; then profile_seq "$k" "$f"; fi
+        fi
         cold "$s" "$k" seq
         rec "st_size/$s/$k" "$(stat -c %s "$f")"
         # Through a pipe: `wc -c <FILE` would take the size from fstat, not read it.
@@ -666,6 +753,9 @@ meta python "$("$PY" --version 2>&1)"
 meta fuse "$(fusermount3 --version 2>&1 | head -1)"
 meta drop_caches "$DROP"
 meta reps "$REPS"
+meta seq_reps "$SEQ_REPS"
+meta all_cores_reps "$ALL_CORES_REPS"
+meta perf "$PERF"
 meta peer_reps "$PEER_REPS"
 meta client_reps "$CLIENT_REPS"
 meta reads "$READS"

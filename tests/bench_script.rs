@@ -114,6 +114,7 @@ fn quick_benchmark_runs_and_writes_its_report() {
         "| recording | duration | WAV served | .opus | stream identical | index + checkpoints | import |",
         "| figure | ours | ffmpegfs | opusdec → disk | ffmpeg → disk | tmpfs | limit | ours/ffmpegfs | ours/decode-to-disk | ours/limit |",
         "| target | measured | met? |",
+        "| core-seconds during one cold `cat` |",
         "## Commands",
     ] {
         assert!(
@@ -132,4 +133,10 @@ fn quick_benchmark_runs_and_writes_its_report() {
     ] {
         assert!(report.contains(row), "report lacks {row:?}:\n{report}");
     }
+    // The profile of a cold sequential read, or the note saying why there is none.
+    assert!(
+        report.contains("| where the samples fell |")
+            || report.contains("perf missing or not permitted"),
+        "report has neither the profile nor a note on perf:\n{report}"
+    );
 }
