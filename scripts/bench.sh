@@ -164,6 +164,8 @@ if [ -z "$BIN" ]; then
     BIN=$ROOT/target/release/zarr-wavfs
 fi
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+# The tree as the run starts (edits made while it runs do not show as "dirty").
+GIT_REV=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo 'no git')
 [ -x "$BIN" ] || die "no executable at $BIN"
 
 # --- work directories ------------------------------------------------------------------------
@@ -742,7 +744,7 @@ meta cores "$NPROC"
 meta ram "$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
 meta kernel "$(uname -sr)"
 meta os "$(awk -F= '/^PRETTY_NAME=/ { gsub(/"/, "", $2); print $2 }' /etc/os-release 2>/dev/null)"
-meta zarr_wavfs "$("$BIN" --version) ($(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo 'no git'))"
+meta zarr_wavfs "$("$BIN" --version) ($GIT_REV)"
 meta bin "$BIN_SOURCE (sha256 $(sha256sum "$BIN" | cut -c1-16))"
 have ffmpegfs && meta ffmpegfs "$(ffmpegfs --version 2>&1 | grep -m1 FFMPEGFS)"
 have ffmpeg && meta ffmpeg "$(ffmpeg -version | head -1)"

@@ -240,6 +240,14 @@ impl Recording {
         }
     }
 
+    /// Drops spans `spans` from the cache, their buffers kept for the next decodes
+    /// (for spans a sequential reader has passed and will not read again).
+    pub fn release(&self, spans: std::ops::Range<usize>) {
+        if !spans.is_empty() {
+            self.cache.release(spans.map(|j| (self.id, j)));
+        }
+    }
+
     /// Decodes claimed consecutive spans as one run and publishes each.
     fn decode_claims(&self, claims: Vec<Claim>) {
         let first = claims[0].key().1;
@@ -301,6 +309,6 @@ fn encode_part(
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        log::debug!("span cache held {} bytes at exit", self.cache.bytes());
+        log::info!("span cache held {} bytes at exit", self.cache.bytes());
     }
 }

@@ -211,14 +211,18 @@ impl Shared {
         // Keep the prefetched spans well inside the cache so they are not evicted
         // before the reader gets to them.
         let max_window = (self.opts.cache_bytes / (4 * span_bytes)).min(MAX_PREFETCH_SPANS);
-        let ahead = handle.detector.lock().on_read(
+        let advice = handle.detector.lock().on_read(
             offset,
             u64::from(size),
             file.last_span(offset, u64::from(size)),
             spans,
             max_window,
+            span_bytes as u64,
         );
-        rec.prefetch(ahead);
+        rec.prefetch(advice.prefetch);
+        // The kernel keeps what it was served (FOPEN_KEEP_CACHE): spans the reader has
+        // passed need not stay decoded here too.
+        rec.release(advice.passed);
         REPLY.with_borrow_mut(|out| {
             out.clear();
             match file.read_at(offset, u64::from(size), out) {

@@ -554,6 +554,47 @@ fn a_corrupt_recording_gives_eio_while_the_others_read_fine() {
 }
 
 #[test]
+fn a_sequential_reader_leaves_the_span_cache_nearly_empty() {
+    if !fuse_available() {
+        return;
+    }
+    // 4 minutes of mono: 23 MB of WAV in spans of 2 s (192 KB), far more than the
+    // spans kept within the 4 MiB slack behind a sequential reader.
+    let dir = tempfile::tempdir().unwrap();
+    let (arch, wav) = (dir.path().join("arch"), dir.path().join("long.wav"));
+    common::write_wav(&wav, 48_000, 1, 16, false, 48_000 * 240);
+    let o = run(&[
+        &"import",
+        &arch,
+        &wav,
+        &"--codec",
+        &"opus",
+        &"--checkpoint-interval",
+        &"2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = Mount::start(&arch, dir.path(), "mnt", &[]);
+    let served = read_all(&m.path("long.wav")).unwrap();
+    let o = run(&[&"extract", &arch, &"long", &"-o", &"-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(served == o.stdout, "the bytes served equal extract's");
+    let mut m = m;
+    assert!(m.signal(libc::SIGTERM).success());
+    let log = m.log();
+    let held: usize = log
+        .lines()
+        .find_map(|l| l.split("span cache held ").nth(1))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no cache size at exit in the log:\n{log}"));
+    // The passed spans went back; what is left is the slack behind the end (4 MiB).
+    assert!(
+        held < served.len() / 3,
+        "span cache held {held} bytes of a {}-byte file after one sequential read",
+        served.len()
+    );
+}
+
+#[test]
 fn archive_files_vanishing_while_mounted_give_eio_then_recover() {
     if !fuse_available() {
         return;

@@ -3,10 +3,10 @@
 //! Concurrent misses on the same span are merged: one caller decodes, the others wait
 //! for its result, so a burst of readers never decodes a span twice.
 //!
-//! Evicted spans no reader holds any more are kept as spare buffers (a few MiB at most)
-//! for the next decode to fill: a fresh buffer of a few hundred KiB is mapped and
-//! faulted in page by page, and freeing it unmaps it again, about a twentieth of the
-//! daemon's time in a sequential read.
+//! Evicted or released spans no reader holds any more are kept as spare buffers (a few
+//! MiB at most) for the next decode to fill: a fresh buffer of a few hundred KiB is
+//! mapped and faulted in page by page, and freeing it unmaps it again, about a
+//! twentieth of the daemon's time in a sequential read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -197,6 +197,18 @@ impl SpanCache {
         }
     }
 
+    /// Drops the cached spans among `keys` (a decode in flight is left alone), keeping
+    /// their buffers as spares where no reader holds them.
+    pub fn release(&self, keys: impl IntoIterator<Item = SpanKey>) {
+        let mut inner = self.inner.lock();
+        for k in keys {
+            if let Some(old) = inner.lru.pop(&k) {
+                inner.bytes -= span_bytes(&old);
+                keep_spare(&mut inner, old);
+            }
+        }
+    }
+
     /// Drops every span of recording `id`.
     pub fn forget(&self, id: u64) {
         let mut inner = self.inner.lock();
@@ -307,6 +319,32 @@ mod tests {
         };
         assert!(v.is_empty() && v.capacity() >= 40);
         assert!(c.take_spare().is_none());
+    }
+
+    #[test]
+    fn released_spans_leave_the_cache_and_their_free_buffers_become_spares() {
+        let c = SpanCache::new(1 << 20);
+        let held = c
+            .get_or_decode((1, 0), || Ok(Samples::I16(vec![7; 40])))
+            .unwrap();
+        c.get_or_decode((1, 1), || Ok(Samples::I16(vec![8; 40])))
+            .unwrap();
+        c.get_or_decode((2, 0), || Ok(Samples::I16(vec![9; 40])))
+            .unwrap();
+        c.release([(1, 0), (1, 1), (1, 5)]);
+        assert!(c.get((1, 0)).is_none() && c.get((1, 1)).is_none());
+        assert!(c.get((2, 0)).is_some(), "another recording's span stays");
+        assert_eq!(c.bytes(), 80);
+        assert_eq!(
+            *held,
+            Samples::I16(vec![7; 40]),
+            "a reader keeps what it holds"
+        );
+        let Some(Samples::I16(v)) = c.take_spare() else {
+            panic!("the unheld released span's buffer should be spare");
+        };
+        assert!(v.is_empty() && v.capacity() >= 40);
+        assert!(c.take_spare().is_none(), "the held one is not a spare");
     }
 
     #[test]
