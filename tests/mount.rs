@@ -42,18 +42,7 @@ impl Fixture {
             let (folder, name) = path.rsplit_once('/').unwrap_or(("", path));
             let wav = dir.path().join(format!("{name}.wav"));
             common::write_wav(&wav, rate, ch, 16, false, (f64::from(rate) * secs) as u64);
-            let o = run(&[
-                &"import",
-                &arch,
-                &wav,
-                &"--codec",
-                &"opus",
-                &"--into",
-                &folder,
-                &"--checkpoint-interval",
-                &"2",
-            ]);
-            assert!(o.status.success(), "{}", stderr(&o));
+            import_opus(&arch, &wav, folder);
         }
         Fixture { dir, arch }
     }
@@ -76,6 +65,23 @@ impl Fixture {
         assert!(o.status.success(), "{}", stderr(&o));
         o.stdout
     }
+}
+
+/// Imports `wav` into `arch` as Opus, into folder `into` ("" for the top), with a
+/// checkpoint every 2 s.
+fn import_opus(arch: &Path, wav: &Path, into: &str) {
+    let o = run(&[
+        &"import",
+        &arch,
+        &wav,
+        &"--codec",
+        &"opus",
+        &"--into",
+        &into,
+        &"--checkpoint-interval",
+        &"2",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 fn read_all(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -563,16 +569,7 @@ fn a_sequential_reader_leaves_the_span_cache_nearly_empty() {
     let dir = tempfile::tempdir().unwrap();
     let (arch, wav) = (dir.path().join("arch"), dir.path().join("long.wav"));
     common::write_wav(&wav, 48_000, 1, 16, false, 48_000 * 240);
-    let o = run(&[
-        &"import",
-        &arch,
-        &wav,
-        &"--codec",
-        &"opus",
-        &"--checkpoint-interval",
-        &"2",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    import_opus(&arch, &wav, "");
     let m = Mount::start(&arch, dir.path(), "mnt", &[]);
     let served = read_all(&m.path("long.wav")).unwrap();
     let o = run(&[&"extract", &arch, &"long", &"-o", &"-"]);
