@@ -85,14 +85,20 @@ def runs(measure, system, case, scale=1.0, invert=None):
     return text + (f", {f} failed" if f else "")
 
 
-def limit_share(k, cores):
-    """Cold sequential rate of ours as a share of the limit: the median over the runs of
-    (limit run ÷ cores) ÷ cat run, bench.sh timing each limit run just before its cat run
-    so that the machine's drift (±10 % over minutes here) hits both alike."""
+def limit_shares(k, cores):
+    """Cold sequential rate of ours as a share of the limit, one per run: (limit run ÷
+    cores) ÷ cat run, bench.sh timing each limit run just before its cat run so that the
+    machine's drift (±10 % over minutes here) hits both alike. Empty if unpaired."""
     d, t = v("decode1_s", "limit", k), v("seq_s", "ours", k)
     if not d or len(d) != len(t):
-        return None
-    return statistics.median((di / cores) / ti for di, ti in zip(d, t))
+        return []
+    return [(di / cores) / ti for di, ti in zip(d, t)]
+
+
+def limit_share(k, cores):
+    """The median of `limit_shares`, or None."""
+    shares = limit_shares(k, cores)
+    return statistics.median(shares) if shares else None
 
 
 def ratio(a, b, pct_form=False):
@@ -183,13 +189,12 @@ def bounds(kinds, cores, quick, mb):
                                             f"**{total[k] / lim[k]:.3f}**")]))
         w(row(["ours/limit from these means (limit ÷ total)"]
                + [c for k in have for c in ("", f"{100 * lim[k] / total[k]:.1f} %")]))
-        spread = {k: sorted(100 * (d / cores) / t for d, t in
-                            zip(v("decode1_s", "limit", k), v("seq_s", "ours", k)))
-                  for k in have}
+        spread = {k: sorted(limit_shares(k, cores)) for k in have}
         w(row(["ours/limit, median of the runs' ratios (min–max): the machine's drift"]
-               + [c for k in have for c in (
-                   "", f"{statistics.median(spread[k]):.1f} % "
-                       f"({spread[k][0]:.1f}–{spread[k][-1]:.1f} %)")]))
+               + [c for k in have for c in ((
+                   "", f"{100 * statistics.median(spread[k]):.1f} % "
+                       f"({100 * spread[k][0]:.1f}–{100 * spread[k][-1]:.1f} %)")
+                   if spread[k] else ("", "–"))]))
         w("")
 
     prof = [k for k in kinds if v("prof_wall_s", "-", f"seq:{k}") and v("decode1_s", "limit", k)]
