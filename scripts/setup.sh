@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything zarr-wavfs needs to build, test and run its demo on Debian 12:
-# system packages (apt), Rust (rustup, only if cargo is missing) and the Python packages
+# system packages (apt), Rust (rustup, only if cargo is missing), the S3-compatible test
+# server s3s-fs (cargo install, into a cache outside the clone) and the Python packages
 # of the zarr-python interop check (pip). Idempotent: what is already there is skipped,
 # so a second run takes seconds. Run as root (or as a user with sudo).
 set -euo pipefail
@@ -19,11 +20,14 @@ fi
 
 # --- system packages -------------------------------------------------------------------
 # cmake builds the bundled libopus (audiopus_sys, static); no system libopus is used.
+# nginx-light is the HTTP server of the tests (tests/common/servers.rs runs its own
+# instances from /usr/sbin/nginx on free ports; Debian's nginx service is not needed).
 APT_PACKAGES=(
     build-essential pkg-config cmake curl ca-certificates
     fuse3 libfuse3-dev
     opus-tools sox ffmpeg flac
     python3 python3-pip git
+    nginx-light
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -65,6 +69,25 @@ if [ "${rust_minor:-0}" -lt 85 ] 2>/dev/null; then
         log "rust: $(rustc --version) is too old (need >= 1.85) and rustup is not available" >&2
         exit 1
     fi
+fi
+
+# --- s3s-fs (the S3 server of the tests, tests/common/servers.rs) ----------------------
+# Built once into a cache outside the clone and reused; the tests find it there (or at
+# $ZARR_WAVFS_S3S_FS).
+CACHE="${ZARR_WAVFS_CACHE:-/var/cache/zarr-wavfs}"
+S3S_FS_VERSION=0.14.1
+S3S_FS_ROOT="$CACHE/s3s-fs-$S3S_FS_VERSION"
+if [ -x "$S3S_FS_ROOT/bin/s3s-fs" ]; then
+    log "s3s-fs: $S3S_FS_VERSION already installed in $S3S_FS_ROOT"
+else
+    log "s3s-fs: installing $S3S_FS_VERSION into $S3S_FS_ROOT (cargo install, takes minutes)"
+    if [ -n "$SUDO" ]; then
+        # cargo runs as this user (its toolchain); only the cache directory needs root
+        $SUDO mkdir -p "$S3S_FS_ROOT"
+        $SUDO chown "$(id -u):$(id -g)" "$S3S_FS_ROOT"
+    fi
+    cargo install "s3s-fs@$S3S_FS_VERSION" --locked --features binary --root "$S3S_FS_ROOT"
+    log "s3s-fs: installed $("$S3S_FS_ROOT/bin/s3s-fs" --version 2>/dev/null || echo "$S3S_FS_ROOT/bin/s3s-fs")"
 fi
 
 # --- Python packages (tests/interop/zarr_python_check.py) -------------------------------

@@ -11,8 +11,11 @@ pub mod samples;
 mod store;
 pub mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::store::{Address, Location, Store, StoreError, StoreOptions};
 
 pub use meta::{CODECS, RecordingMeta, SampleKind, SourceInfo, parse_utc};
 pub use store::{RecordingStore, StreamBytes};
@@ -26,48 +29,51 @@ pub const READ_VERSIONS: [u64; 3] = [1, 2, 3];
 /// Directory (inside the archive) where imports build recordings before committing them.
 pub const STAGING_DIR: &str = ".zarr-wavfs-staging";
 
-/// Errors of the archive layer. `path` is always the file system path concerned.
+/// Errors of the archive layer. `path` is always the location concerned: a file system
+/// path, or a key's URL in a remote store (`s3://bucket/archive/site1/rec/stream/c/0`).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ArchiveError {
     #[error("{path}: not a zarr-wavfs archive ({reason})")]
-    NotAnArchive { path: PathBuf, reason: String },
+    NotAnArchive { path: Location, reason: String },
     #[error("{path}: {source}")]
     Io {
-        path: PathBuf,
+        path: Location,
         source: Arc<std::io::Error>,
     },
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("{path}: Zarr error: {message}")]
-    Zarr { path: PathBuf, message: String },
+    Zarr { path: Location, message: String },
     #[error("{path}: bad metadata: {message}")]
-    Metadata { path: PathBuf, message: String },
+    Metadata { path: Location, message: String },
     #[error("{path}: damaged: {message}")]
-    Damaged { path: PathBuf, message: String },
+    Damaged { path: Location, message: String },
     #[error("{path}: already exists (use --force to replace it)")]
-    Exists { path: PathBuf },
+    Exists { path: Location },
     #[error("{path}: no such recording or folder in the archive")]
-    NotFound { path: PathBuf },
+    NotFound { path: Location },
 }
 
 impl ArchiveError {
-    pub(crate) fn io(path: impl Into<PathBuf>, e: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<Location>, e: std::io::Error) -> Self {
         ArchiveError::Io {
             path: path.into(),
             source: Arc::new(e),
         }
     }
-    pub(crate) fn zarr(path: impl Into<PathBuf>, e: impl std::fmt::Display) -> Self {
+    pub(crate) fn zarr(path: impl Into<Location>, e: impl std::fmt::Display) -> Self {
         ArchiveError::Zarr {
             path: path.into(),
             message: e.to_string(),
         }
     }
-    pub(crate) fn damaged(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+    pub(crate) fn damaged(path: impl Into<Location>, message: impl Into<String>) -> Self {
         ArchiveError::Damaged {
             path: path.into(),
             message: message.into(),
         }
     }
-    pub(crate) fn metadata(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+    pub(crate) fn metadata(path: impl Into<Location>, message: impl Into<String>) -> Self {
         ArchiveError::Metadata {
             path: path.into(),
             message: message.into(),
@@ -87,12 +93,16 @@ pub enum Entry {
     Folder {
         name: String,
         children: Vec<Entry>,
+        /// When its group was written.
+        modified: SystemTime,
     },
     /// A recording; its metadata may be unreadable, which must not hide its siblings.
     Recording {
         name: String,
         path: String,
         meta: Result<RecordingMeta, ArchiveError>,
+        /// When its group was written (committed).
+        modified: SystemTime,
     },
 }
 
@@ -104,59 +114,101 @@ impl Entry {
     }
 }
 
-/// An opened archive: a root directory holding a zarr-wavfs Zarr v3 group.
+/// An opened archive: a store holding a zarr-wavfs Zarr v3 hierarchy.
 #[derive(Debug, Clone)]
 pub struct Archive {
-    root: PathBuf,
+    store: Store,
+    address: Address,
+    /// When the root group was written.
+    modified: SystemTime,
 }
 
 impl Archive {
-    /// Opens an existing archive, checking the root group's marker and format version.
+    /// Opens an existing archive in a local directory.
     pub fn open(root: impl AsRef<Path>) -> Result<Self, ArchiveError> {
-        let root = root.as_ref().to_path_buf();
-        let md = std::fs::metadata(&root).map_err(|e| ArchiveError::io(&root, e))?;
-        if !md.is_dir() {
-            return Err(ArchiveError::NotAnArchive {
-                path: root,
-                reason: "not a directory".into(),
-            });
-        }
-        let attrs = store::read_group_attrs(&root, "").map_err(|e| match e {
-            ArchiveError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                ArchiveError::NotAnArchive {
-                    path: root.clone(),
-                    reason: "no zarr.json".into(),
-                }
-            }
-            other => other,
-        })?;
-        meta::check_archive_marker(&root, &attrs)?;
-        Ok(Archive { root })
+        Self::open_at(
+            &Address::Local(root.as_ref().to_path_buf()),
+            &StoreOptions::default(),
+        )
     }
 
-    /// Creates a new archive at `root` (which must not exist or be an empty directory),
-    /// or opens it if it already is one.
-    pub fn create_or_open(root: impl AsRef<Path>) -> Result<Self, ArchiveError> {
-        let root = root.as_ref();
-        if root.join("zarr.json").exists() {
-            return Self::open(root);
-        }
-        if root.exists() {
-            let mut it = std::fs::read_dir(root).map_err(|e| ArchiveError::io(root, e))?;
-            if it.next().is_some() {
+    /// Opens an existing archive at any address, checking the root group's marker and
+    /// format version. This is the first request to a remote store, so wrong
+    /// credentials, a missing bucket or an unreachable server fail here.
+    pub fn open_at(address: &Address, options: &StoreOptions) -> Result<Self, ArchiveError> {
+        let store = Store::open(address, options)?;
+        let root = store.location("");
+        let (node, modified) = store::read_node(&store, "")?;
+        let attrs = match node {
+            store::Node::Group(attrs) => attrs,
+            store::Node::Missing => {
                 return Err(ArchiveError::NotAnArchive {
-                    path: root.to_path_buf(),
-                    reason: "directory is not empty and has no zarr.json".into(),
+                    path: root,
+                    reason: "no zarr.json".into(),
                 });
             }
-        }
-        std::fs::create_dir_all(root).map_err(|e| ArchiveError::io(root, e))?;
-        store::write_group_atomically(root, "", meta::archive_attrs())?;
-        Self::open(root)
+            store::Node::Other => {
+                return Err(ArchiveError::NotAnArchive {
+                    path: root,
+                    reason: "zarr.json is not a Zarr v3 group".into(),
+                });
+            }
+        };
+        meta::check_archive_marker(&root, &attrs)?;
+        Ok(Archive {
+            store,
+            address: address.clone(),
+            modified,
+        })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Creates a new archive in local directory `root` (which must not exist or be an
+    /// empty directory), or opens it if it already is one.
+    pub fn create_or_open(root: impl AsRef<Path>) -> Result<Self, ArchiveError> {
+        Self::create_or_open_at(
+            &Address::Local(root.as_ref().to_path_buf()),
+            &StoreOptions::default(),
+        )
+    }
+
+    /// Creates a new archive at `address` (nothing may be stored there yet), or opens
+    /// it if it already is one.
+    pub fn create_or_open_at(
+        address: &Address,
+        options: &StoreOptions,
+    ) -> Result<Self, ArchiveError> {
+        let store = Store::open(address, options)?;
+        if store.get("zarr.json")?.is_some() {
+            return Self::open_at(address, options);
+        }
+        if !store.is_empty("")? {
+            return Err(ArchiveError::NotAnArchive {
+                path: store.location(""),
+                reason: "not empty and has no zarr.json".into(),
+            });
+        }
+        store::write_group(&store, "", meta::archive_attrs())?;
+        Self::open_at(address, options)
+    }
+
+    /// The archive's store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Where the archive is, as given.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// When the archive's root group was written.
+    pub fn modified(&self) -> SystemTime {
+        self.modified
+    }
+
+    /// The location of archive-relative `rel`, for messages.
+    pub fn location(&self, rel: &str) -> Location {
+        self.store.location(rel)
     }
 
     /// The whole tree, folders first-level sorted by name.
@@ -164,18 +216,14 @@ impl Archive {
         self.list("")
     }
 
-    /// The entries of the folder at `rel` ("" is the root).
+    /// The entries of the folder at `rel` ("" is the root), found by listing the store.
     pub fn list(&self, rel: &str) -> Result<Vec<Entry>, ArchiveError> {
-        let dir = self.root.join(rel);
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .map_err(|e| ArchiveError::io(&dir, e))?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-            .filter_map(|e| e.file_name().into_string().ok())
+        let names: Vec<String> = self
+            .store
+            .list_dirs(rel)?
+            .into_iter()
             .filter(|n| !n.starts_with('.') && !n.starts_with("__"))
-            .filter(|n| dir.join(n).join("zarr.json").exists())
             .collect();
-        names.sort();
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let path = if rel.is_empty() {
@@ -183,25 +231,32 @@ impl Archive {
             } else {
                 format!("{rel}/{name}")
             };
-            if store::is_array(&self.root, &path) {
-                // A Zarr array someone stored beside our groups: not a node of ours.
-                continue;
-            }
-            match store::read_group_attrs(&self.root, &path) {
-                Ok(attrs) if meta::is_recording(&attrs) => {
-                    let meta = RecordingMeta::from_attrs(&self.root.join(&path), &attrs);
-                    out.push(Entry::Recording { name, path, meta });
+            match store::read_node(&self.store, &path) {
+                Ok((store::Node::Group(attrs), modified)) if meta::is_recording(&attrs) => {
+                    let meta = RecordingMeta::from_attrs(&self.location(&path), &attrs);
+                    out.push(Entry::Recording {
+                        name,
+                        path,
+                        meta,
+                        modified,
+                    });
                 }
-                Ok(attrs) if meta::is_folder(&attrs) => {
+                Ok((store::Node::Group(attrs), modified)) if meta::is_folder(&attrs) => {
                     let children = self.list(&path)?;
-                    out.push(Entry::Folder { name, children });
+                    out.push(Entry::Folder {
+                        name,
+                        children,
+                        modified,
+                    });
                 }
-                // A Zarr array, or a group written by someone else: not ours to show.
+                // A directory without zarr.json, a Zarr array stored beside our groups,
+                // or a group written by someone else: not ours to show.
                 Ok(_) => {}
                 Err(e) => out.push(Entry::Recording {
                     name,
                     path,
                     meta: Err(e),
+                    modified: SystemTime::UNIX_EPOCH,
                 }),
             }
         }
@@ -223,37 +278,59 @@ impl Archive {
         Ok(out)
     }
 
+    /// The metadata of the node at `path` if it is a recording, `None` if there is no
+    /// node or it is not a recording.
+    fn recording_meta(&self, path: &str) -> Result<Option<RecordingMeta>, ArchiveError> {
+        if path.is_empty() {
+            return Ok(None);
+        }
+        match store::read_group_attrs(&self.store, path)? {
+            store::Node::Group(attrs) if meta::is_recording(&attrs) => Ok(Some(
+                RecordingMeta::from_attrs(&self.location(path), &attrs)?,
+            )),
+            _ => Ok(None),
+        }
+    }
+
     /// Opens the recording at archive-relative `path` for reading. A trailing `.wav`
     /// is dropped unless a node has exactly that name (a recording may be called
     /// `take.wav`).
     pub fn recording(&self, path: &str) -> Result<RecordingStore, ArchiveError> {
-        let exact = path.trim_matches('/');
-        let path = if !exact.is_empty() && self.root.join(exact).join("zarr.json").exists() {
-            exact.to_string()
-        } else {
-            normalise(path)
+        let exact = path.trim_matches('/').to_string();
+        let (path, meta) = match self.recording_meta(&exact)? {
+            Some(m) => (exact, m),
+            None => {
+                let path = normalise(&exact);
+                match (path != exact)
+                    .then(|| self.recording_meta(&path))
+                    .transpose()?
+                {
+                    Some(Some(m)) => (path, m),
+                    _ => {
+                        return Err(ArchiveError::NotFound {
+                            path: self.location(&path),
+                        });
+                    }
+                }
+            }
         };
-        let dir = self.root.join(&path);
-        if path.is_empty() || !dir.join("zarr.json").exists() {
-            return Err(ArchiveError::NotFound { path: dir });
-        }
-        let attrs = store::read_group_attrs(&self.root, &path)?;
-        if !meta::is_recording(&attrs) {
-            return Err(ArchiveError::NotFound { path: dir });
-        }
-        let meta = RecordingMeta::from_attrs(&dir, &attrs)?;
-        RecordingStore::open(&self.root, &path, meta)
+        RecordingStore::open(&self.store, &path, meta)
     }
-}
 
-impl Archive {
-    /// Bytes on disk of a recording's audio (`stream`, or `samples` and its CRCs),
+    /// Whether a node (of any kind) exists at archive-relative `path`.
+    pub fn exists(&self, path: &str) -> Result<bool, ArchiveError> {
+        Ok(!matches!(
+            store::read_group_attrs(&self.store, path)?,
+            store::Node::Missing
+        ))
+    }
+
+    /// Bytes stored of a recording's audio (`stream`, or `samples` and its CRCs),
     /// without opening it.
     pub fn audio_bytes(&self, path: &str) -> u64 {
-        let d = self.root.join(path);
         ["stream", "samples", "chunk_crc32c"]
             .iter()
-            .map(|a| store::dir_size(&d.join(a)))
+            .map(|a| self.store.size_prefix(&format!("{path}/{a}")))
             .sum()
     }
 }

@@ -8,7 +8,7 @@ pub mod flac;
 pub mod opus;
 pub mod pcm;
 
-use std::path::PathBuf;
+use crate::store::Location;
 
 use crate::archive::ArchiveError;
 pub use crate::archive::SampleKind;
@@ -21,24 +21,24 @@ pub enum CodecError {
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error("{path}: {source}")]
-    Ogg { path: PathBuf, source: OggError },
+    Ogg { path: Location, source: OggError },
     #[error("{path}: {source}")]
     Opus {
-        path: PathBuf,
+        path: Location,
         source: opus::OpusError,
     },
     #[error("{path}: damaged: {message}")]
-    Damaged { path: PathBuf, message: String },
+    Damaged { path: Location, message: String },
     /// The operation does not apply to this recording (e.g. checkpoints of a FLAC one).
     #[error("{path}: {message}")]
-    NotApplicable { path: PathBuf, message: String },
+    NotApplicable { path: Location, message: String },
 }
 
 impl CodecError {
     /// Turns a libopus error about the recording at `path` into a `CodecError`.
-    pub fn opus(path: &std::path::Path) -> impl Fn(opus::OpusError) -> CodecError + '_ {
+    pub fn opus(path: &Location) -> impl Fn(opus::OpusError) -> CodecError + '_ {
         move |source| CodecError::Opus {
-            path: path.to_path_buf(),
+            path: path.clone(),
             source,
         }
     }

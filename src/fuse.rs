@@ -92,7 +92,7 @@ impl WavFs {
     pub fn new(archive: Archive, tree: Tree, opts: FsOptions) -> std::io::Result<Self> {
         log::info!(
             "{}: {} folders and recordings, {} bytes of WAV; cache {} MiB, {} threads, {}",
-            archive.root().display(),
+            archive.address(),
             tree.len() - 1,
             tree.total_bytes(),
             opts.cache_bytes >> 20,

@@ -13,8 +13,9 @@ use crate::archive::writer::{StagedRecording, clean_stale_staging};
 use crate::archive::{Archive, ArchiveError, RecordingMeta, SampleKind, SourceInfo};
 use crate::codec::CodecError;
 use crate::codec::flac::{self, FlacEncoder, FlacError};
-use crate::codec::opus::{OggOpusEncoder, write_checkpoints};
+use crate::codec::opus::{CheckpointsAt, OggOpusEncoder, write_checkpoints};
 use crate::input::{self, Block, InputError, InputReader, InputSpec, SampleKind as InKind};
+use crate::store::Location;
 
 /// Rates Opus encodes natively.
 pub const OPUS_RATES: [u32; 5] = [8000, 12000, 16000, 24000, 48000];
@@ -323,7 +324,8 @@ fn encode_flac(
     let flac = |e: FlacError| input_err(path, format!("FLAC encoder: {e}"));
     // The encoded file goes to disk as it is made (a day of audio is gigabytes), in the
     // staging directory, which the commit (or the drop of `staged`) cleans up.
-    let tmp = staged.dir().join("encoded.flac");
+    let scratch = staged.scratch_dir()?;
+    let tmp = scratch.path().join("encoded.flac");
     let file = std::fs::File::create(&tmp).map_err(|e| ArchiveError::io(&tmp, e))?;
     let mut enc = FlacEncoder::to_writer(
         std::io::BufWriter::with_capacity(1 << 20, file),
@@ -343,9 +345,7 @@ fn encode_flac(
     }
     check_frames(path, &spec, frames)?;
     drop(enc.finish_into().map_err(flac)?);
-    let meta = store_flac(&map(&tmp)?, staged, path)?;
-    std::fs::remove_file(&tmp).map_err(|e| ArchiveError::io(&tmp, e))?;
-    Ok(meta)
+    store_flac(&map(&tmp)?, staged, path)
 }
 
 /// The whole file, mapped into memory rather than read: a FLAC file may be far larger
@@ -484,7 +484,8 @@ fn encode_opus(
             .try_into()
             .expect("4 bytes"),
     );
-    let opus = |e| ImportError::Codec(CodecError::opus(path)(e));
+    let at = Location::from(path);
+    let opus = |e| ImportError::Codec(CodecError::opus(&at)(e));
     let mut enc = OggOpusEncoder::new(stream_rate, spec.channels, bitrate, serial).map_err(opus)?;
     while let Some(block) = reader.read(BLOCK_FRAMES)? {
         let f: Vec<f32> = match block {
@@ -572,8 +573,11 @@ fn store_opus(
         &index,
         &meta,
         &mapping,
-        path,
-        &staged.dir().join("checkpoints"),
+        &Location::from(path),
+        CheckpointsAt {
+            store: staged.store(),
+            rel: &format!("{}/checkpoints", staged.rel()),
+        },
         interval,
     )?;
     Ok(meta)
@@ -585,10 +589,12 @@ pub fn import_one(
     job: &Job,
     opts: &ImportOptions,
 ) -> Result<RecordingMeta, ImportError> {
-    let target_dir = archive.root().join(&job.target);
-    if target_dir.exists() {
+    if archive.exists(&job.target)? {
         if !opts.force {
-            return Err(ArchiveError::Exists { path: target_dir }.into());
+            return Err(ArchiveError::Exists {
+                path: archive.location(&job.target),
+            }
+            .into());
         }
         // --force replaces recordings, never folders or foreign nodes.
         archive.recording(&job.target)?;

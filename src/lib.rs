@@ -1,6 +1,7 @@
 //! zarr-wavfs: Zarr audio archives served as WAV files.
 //!
 //! Layers, each depending only on the ones before it (docs/ARCHITECTURE.md):
+//! - [`store`]: where an archive's bytes live (a local directory, S3, a web server);
 //! - [`archive`]: the on-disk format (Zarr v3 groups, Ogg stream, page index, checkpoints);
 //! - [`codec`]: decoders that turn a recording into independently decodable spans;
 //! - [`engine`]: frame ranges → samples through a shared LRU cache of spans;
@@ -18,6 +19,7 @@ pub mod import;
 pub mod input;
 pub mod mount;
 pub mod ops;
+pub mod store;
 pub mod syslog;
 #[cfg(test)]
 mod test_support;

@@ -12,6 +12,7 @@ use zarr_wavfs::archive::{Archive, normalise};
 use zarr_wavfs::engine::{DEFAULT_CACHE_BYTES, Engine};
 use zarr_wavfs::import::{Codec, ImportOptions, import_all, plan};
 use zarr_wavfs::ops;
+use zarr_wavfs::store::{Address, RemoteOptions, StoreOptions};
 use zarr_wavfs::wav::SampleFormat;
 
 #[derive(Parser)]
@@ -24,15 +25,63 @@ struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Settings of archives in S3-compatible stores and on web servers (the `AWS_*`
+/// environment and `~/.aws` are read as by the AWS command line; these win).
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// S3 endpoint of a self-hosted server (MinIO, Ceph, Garage…); AWS_ENDPOINT_URL.
+    #[arg(long, global = true, value_name = "URL")]
+    endpoint_url: Option<String>,
+    /// S3 region; AWS_REGION.
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// Profile of ~/.aws/credentials and ~/.aws/config; AWS_PROFILE.
+    #[arg(long, global = true)]
+    profile: Option<String>,
+    /// Unsigned requests, for public buckets.
+    #[arg(long, global = true)]
+    no_sign_request: bool,
+    /// Virtual-hosted-style requests (bucket.host/key) instead of path style.
+    #[arg(long, global = true)]
+    virtual_hosted: bool,
+    /// Seconds a request to a remote store may take, retries included, before it fails.
+    #[arg(long, global = true, default_value_t = 30.0, value_name = "SECS")]
+    timeout: f64,
+}
+
+impl StoreArgs {
+    fn options(&self) -> Result<StoreOptions> {
+        if !(self.timeout > 0.0 && self.timeout.is_finite()) {
+            bail!(
+                "--timeout {}: expected a positive number of seconds",
+                self.timeout
+            );
+        }
+        Ok(StoreOptions {
+            timeout: std::time::Duration::from_secs_f64(self.timeout),
+            remote: RemoteOptions {
+                endpoint: self.endpoint_url.clone(),
+                region: self.region.clone(),
+                profile: self.profile.clone(),
+                anonymous: self.no_sign_request,
+                virtual_hosted: self.virtual_hosted,
+            },
+        })
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Import audio files (directories recursively) into an archive, creating it if needed.
     Import {
-        archive: PathBuf,
+        #[arg(value_parser = parse_address)]
+        archive: Address,
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
         /// Archive folder to put the recordings in.
@@ -57,12 +106,20 @@ enum Command {
         start_time: Option<String>,
     },
     /// List the archive's folders and recordings.
-    Ls { archive: PathBuf },
+    Ls {
+        #[arg(value_parser = parse_address)]
+        archive: Address,
+    },
     /// Show a recording's metadata, index and checkpoint statistics.
-    Info { archive: PathBuf, recording: String },
+    Info {
+        #[arg(value_parser = parse_address)]
+        archive: Address,
+        recording: String,
+    },
     /// Write a recording (or part of it) as a WAV file.
     Extract {
-        archive: PathBuf,
+        #[arg(value_parser = parse_address)]
+        archive: Address,
         recording: String,
         /// Start: seconds (12.5), hh:mm:ss.sss, or frames (48000f).
         #[arg(long)]
@@ -79,10 +136,14 @@ enum Command {
         format: Option<SampleFormat>,
     },
     /// Decode everything and check stream, index and checkpoints; exit 1 if anything is wrong.
-    Verify { archive: PathBuf },
+    Verify {
+        #[arg(value_parser = parse_address)]
+        archive: Address,
+    },
     /// Serve the archive as a read-only directory of WAV files (FUSE).
     Mount {
-        archive: PathBuf,
+        #[arg(value_parser = parse_address)]
+        archive: Address,
         mountpoint: PathBuf,
         /// Stay in the foreground (log to stderr) instead of detaching.
         #[arg(short, long)]
@@ -107,7 +168,8 @@ enum Command {
     },
     /// Rebuild stored checkpoints with this build's libopus (all recordings, in parallel).
     Index {
-        archive: PathBuf,
+        #[arg(value_parser = parse_address)]
+        archive: Address,
         /// Recordings to rebuild; default all.
         recordings: Vec<String>,
         #[arg(long, default_value_t = zarr_wavfs::codec::opus::DEFAULT_CHECKPOINT_INTERVAL_SECS)]
@@ -116,7 +178,11 @@ enum Command {
     /// Print the seconds one libopus decoder takes straight through an Opus recording
     /// (stream in memory; no checkpoints, cache or FUSE): scripts/bench.sh's limit.
     #[command(hide = true)]
-    DecodeLimit { archive: PathBuf, recording: String },
+    DecodeLimit {
+        #[arg(value_parser = parse_address)]
+        archive: Address,
+        recording: String,
+    },
 }
 
 fn parse_bitrate(s: &str) -> Result<u32, String> {
@@ -130,6 +196,10 @@ fn parse_bitrate(s: &str) -> Result<u32, String> {
         return Err(format!("bitrate {b} per channel is outside 6k..256k"));
     }
     Ok(b)
+}
+
+fn parse_address(s: &str) -> Result<Address, String> {
+    Address::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_codec(s: &str) -> Result<Codec, String> {
@@ -168,7 +238,14 @@ fn main() -> ExitCode {
         eprintln!("zarr-wavfs: error: {e:#}");
         return ExitCode::from(2);
     }
-    match run(cli.command) {
+    let store = match cli.store.options() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("zarr-wavfs: error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command, &store) {
         Ok(code) => code,
         Err(e) => {
             // Typed errors already include their source's text; print each cause once.
@@ -233,7 +310,7 @@ fn init_logging(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn run(cmd: Command) -> Result<ExitCode> {
+fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
     match cmd {
         Command::Import {
             archive,
@@ -257,7 +334,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
             if jobs.is_empty() {
                 bail!("no audio files found in the inputs");
             }
-            let archive = Archive::create_or_open(&archive)?;
+            let archive = Archive::create_or_open_at(&archive, store)?;
             let opts = ImportOptions {
                 into,
                 bitrate_per_channel: bitrate,
@@ -299,7 +376,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ls { archive } => {
-            let archive = Archive::open(&archive)?;
+            let archive = Archive::open_at(&archive, store)?;
             let (text, broken) = ops::ls(&archive)?;
             print!("{text}");
             Ok(if broken {
@@ -309,7 +386,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
             })
         }
         Command::Info { archive, recording } => {
-            let archive = Archive::open(&archive)?;
+            let archive = Archive::open_at(&archive, store)?;
             print!("{}", ops::info(&archive, &recording)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -321,7 +398,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
             output,
             format,
         } => {
-            let archive = Archive::open(&archive)?;
+            let archive = Archive::open_at(&archive, store)?;
             let engine = Engine::new(DEFAULT_CACHE_BYTES);
             let rec = engine.open(&archive, &recording)?;
             let rate = rec.meta().original_sample_rate;
@@ -363,7 +440,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { archive } => {
-            let archive = Archive::open(&archive)?;
+            let archive = Archive::open_at(&archive, store)?;
             let problems = ops::verify(&archive)?;
             let mut out = std::io::stdout().lock();
             let errors = problems.iter().filter(|p| p.error).count();
@@ -396,6 +473,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
         } => {
             let args = zarr_wavfs::mount::MountArgs {
                 archive,
+                store: store.clone(),
                 mountpoint,
                 foreground,
                 options,
@@ -407,7 +485,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::DecodeLimit { archive, recording } => {
-            let archive = Archive::open(&archive)?;
+            let archive = Archive::open_at(&archive, store)?;
             let t = ops::decode_limit(&archive, &recording)?;
             println!("{:.4}", t.as_secs_f64());
             Ok(ExitCode::SUCCESS)
@@ -420,7 +498,7 @@ fn run(cmd: Command) -> Result<ExitCode> {
             if !checkpoint_interval.is_finite() || checkpoint_interval <= 0.0 {
                 bail!("--checkpoint-interval must be positive");
             }
-            let archive = Archive::open(&archive)?;
+            let archive = Archive::open_at(&archive, store)?;
             let results = ops::rebuild_checkpoints(&archive, &recordings, checkpoint_interval)?;
             let mut failed = 0;
             for (path, r) in &results {

@@ -14,9 +14,12 @@ use std::path::{Path, PathBuf};
 use fuser::{Config, MountOption, Session, SessionACL};
 use thiserror::Error;
 
+use std::time::Duration;
+
 use crate::archive::{Archive, ArchiveError};
 use crate::fs::Tree;
 use crate::fuse::{FsOptions, WavFs};
+use crate::store::{Address, StoreOptions};
 use crate::wav::SampleFormat;
 
 #[derive(Debug, Error)]
@@ -40,7 +43,9 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MountError 
 /// What `mount` was asked to do.
 #[derive(Debug, Clone)]
 pub struct MountArgs {
-    pub archive: PathBuf,
+    pub archive: Address,
+    /// Store settings from the command line; `-o` options may add to them.
+    pub store: StoreOptions,
     pub mountpoint: PathBuf,
     pub foreground: bool,
     /// `-o` arguments, each a comma-separated list.
@@ -55,6 +60,7 @@ pub struct MountArgs {
 #[derive(Debug)]
 pub struct Options {
     pub config: Config,
+    pub store: StoreOptions,
     pub cache_bytes: usize,
     pub threads: usize,
     /// Served sample format; None: each recording's own.
@@ -64,22 +70,27 @@ pub struct Options {
 /// Parses `-o` options over the defaults in `args`: `ro` (always), `auto_unmount`
 /// (unless `noauto_unmount`), `default_permissions`, `nodev`, `nosuid`,
 /// `fsname=ARCHIVE`, `subtype=zarr-wavfs`. Our own settings may also be given as
-/// `cache_size=`, `format=`, `threads=`, `log=` (for /etc/fstab); options that only
-/// mean something to mount(8) are ignored.
-pub fn parse_options(args: &MountArgs, archive: &Path) -> Result<Options, MountError> {
+/// `cache_size=`, `format=`, `threads=`, `log=` (for /etc/fstab), and the store's
+/// `endpoint=`, `region=`, `profile=`, `no_sign_request`, `virtual_hosted`,
+/// `timeout=SECS`; options that only mean something to mount(8) are ignored.
+pub fn parse_options(args: &MountArgs, archive: &Address) -> Result<Options, MountError> {
     let mut o = Options {
         config: Config::default(),
+        store: args.store.clone(),
         cache_bytes: args.cache_bytes,
         threads: args.threads,
         format: args.format,
     };
-    let mut fsname = archive.display().to_string();
+    let mut fsname = archive.to_string();
     let mut subtype = "zarr-wavfs".to_string();
     let mut auto_unmount = true;
     let mut acl = None;
     let mut extra = Vec::new();
     let usage = |m: String| Err(MountError::Usage(m));
     for opt in args.options.iter().flat_map(|s| s.split(',')) {
+        if o.store.remote.apply_mount_option(opt) {
+            continue;
+        }
         let (key, value) = match opt.split_once('=') {
             Some((k, v)) => (k, Some(v)),
             None => (opt, None),
@@ -99,6 +110,10 @@ pub fn parse_options(args: &MountArgs, archive: &Path) -> Result<Options, MountE
                 o.cache_bytes = parse_size(v)
                     .map_err(|e| MountError::Usage(format!("-o cache_size={v}: {e}")))?
             }
+            ("timeout", Some(v)) => match v.parse::<f64>() {
+                Ok(t) if t > 0.0 && t.is_finite() => o.store.timeout = Duration::from_secs_f64(t),
+                _ => return usage(format!("-o timeout={v}: expected seconds")),
+            },
             ("threads", Some(v)) => match v.parse() {
                 Ok(n) if n > 0 => o.threads = n,
                 _ => return usage(format!("-o threads={v}: expected a positive number")),
@@ -196,8 +211,12 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 /// Mounts and serves until unmounted (foreground), or until the detached daemon has
 /// the mount ready (background; the daemon serves on in a child process).
 pub fn mount(args: &MountArgs) -> Result<(), MountError> {
-    let archive_path = std::fs::canonicalize(&args.archive)
-        .map_err(io_err(format!("{}", args.archive.display())))?;
+    let archive = match &args.archive {
+        Address::Local(p) => {
+            Address::Local(std::fs::canonicalize(p).map_err(io_err(format!("{}", p.display())))?)
+        }
+        remote => remote.clone(),
+    };
     let mountpoint = args.mountpoint.as_path();
     let md = std::fs::metadata(mountpoint).map_err(|e| {
         let hint = if e.raw_os_error() == Some(libc::ENOTCONN) {
@@ -218,7 +237,7 @@ pub fn mount(args: &MountArgs) -> Result<(), MountError> {
     }
     let mountpoint = std::fs::canonicalize(mountpoint)
         .map_err(io_err(format!("mount point {}", mountpoint.display())))?;
-    let opts = parse_options(args, &archive_path)?;
+    let opts = parse_options(args, &archive)?;
     // Fork before anything that may start threads (the Zarr library may start rayon's
     // pool): a forked child has only the forking thread.
     let mut ready = if args.foreground {
@@ -231,7 +250,7 @@ pub fn mount(args: &MountArgs) -> Result<(), MountError> {
     };
     let result = block_signals().and_then(|signals| {
         fixed_mmap_threshold();
-        let archive = Archive::open(&archive_path)?;
+        let archive = Archive::open_at(&archive, &opts.store)?;
         let tree = Tree::build(&archive, opts.format)?;
         let fs_opts = FsOptions {
             format: opts.format,
@@ -447,7 +466,8 @@ mod tests {
 
     fn args(opts: &[&str]) -> MountArgs {
         MountArgs {
-            archive: "/a".into(),
+            archive: Address::Local("/a".into()),
+            store: StoreOptions::default(),
             mountpoint: "/m".into(),
             foreground: true,
             options: opts.iter().map(|s| s.to_string()).collect(),
@@ -459,7 +479,7 @@ mod tests {
 
     #[test]
     fn defaults_are_read_only_and_named() {
-        let o = parse_options(&args(&[]), Path::new("/srv/archive")).unwrap();
+        let o = parse_options(&args(&[]), &Address::Local("/srv/archive".into())).unwrap();
         let m = &o.config.mount_options;
         assert!(m.contains(&MountOption::RO));
         assert!(m.contains(&MountOption::FSName("/srv/archive".into())));
@@ -477,7 +497,7 @@ mod tests {
                 "allow_other,noatime",
                 "cache_size=64MiB,format=f32,threads=3",
             ]),
-            Path::new("/a"),
+            &Address::Local("/a".into()),
         )
         .unwrap();
         assert_eq!(o.config.acl, SessionACL::All);
@@ -487,13 +507,13 @@ mod tests {
         assert_eq!(o.threads, 3);
         let o = parse_options(
             &args(&["noauto_unmount,rw,defaults,nofail"]),
-            Path::new("/a"),
+            &Address::Local("/a".into()),
         )
         .unwrap();
         assert!(!o.config.mount_options.contains(&MountOption::AutoUnmount));
         assert!(o.config.mount_options.contains(&MountOption::RO));
         for bad in ["bogus", "threads=0", "format=u8", "cache_size=lots"] {
-            let e = parse_options(&args(&[bad]), Path::new("/a")).unwrap_err();
+            let e = parse_options(&args(&[bad]), &Address::Local("/a".into())).unwrap_err();
             assert!(
                 e.to_string().contains(bad.split('=').next().unwrap()),
                 "{e}"

@@ -11,17 +11,16 @@
 //! This layer stores bytes and checks digests; making and restoring states is the
 //! codec's job.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use zarrs::array::{Array, ArrayBuilder, codec::ZstdCodec, data_type};
-use zarrs::filesystem::FilesystemStore;
-use zarrs::group::GroupBuilder;
 
+use super::store::{Node, StoreArray, read_group_attrs, write_group};
 use super::{ATTR_KEY, ArchiveError};
+use crate::store::{Location, Store};
 
 /// The decoder build a set of states belongs to; states are only restored when every
 /// field equals the running decoder's.
@@ -125,8 +124,10 @@ pub struct StoredCheckpoints {
     pub interval: u64,
     pub encoding: Encoding,
     pub rows: Vec<CheckpointRow>,
-    states: Option<Array<FilesystemStore>>,
-    dir: PathBuf,
+    states: Option<StoreArray>,
+    dir: Location,
+    store: Store,
+    rel: String,
 }
 
 /// Bytes per row of `states` for a state of `size` bytes.
@@ -140,19 +141,17 @@ fn row_bytes(encoding: Encoding, size: u64) -> u64 {
 impl StoredCheckpoints {
     /// Reads the table of the `checkpoints` group under `rel` (a recording path);
     /// `Ok(None)` when the recording has none.
-    pub fn load(
-        store: &Arc<FilesystemStore>,
-        root: &Path,
-        rel: &str,
-    ) -> Result<Option<Self>, ArchiveError> {
-        let dir = root.join(rel).join("checkpoints");
-        if !dir.join("zarr.json").exists() {
-            return Ok(None);
-        }
-        let group = zarrs::group::Group::open(store.clone(), &zarr_path(rel, "checkpoints"))
-            .map_err(|e| ArchiveError::zarr(&dir, e))?;
-        let a = group
-            .attributes()
+    pub fn load(store: &Store, rel: &str) -> Result<Option<Self>, ArchiveError> {
+        let group_rel = zarr_path(rel, "checkpoints");
+        let dir = store.location(&group_rel);
+        let attrs = match read_group_attrs(store, &group_rel)? {
+            Node::Group(attrs) => attrs,
+            Node::Missing => return Ok(None),
+            Node::Other => {
+                return Err(ArchiveError::damaged(&dir, "checkpoints is not a group"));
+            }
+        };
+        let a = attrs
             .get(ATTR_KEY)
             .ok_or_else(|| ArchiveError::metadata(&dir, "no zarr_wavfs attribute"))?;
         let fingerprint: Fingerprint =
@@ -193,11 +192,13 @@ impl StoredCheckpoints {
                 rows: Vec::new(),
                 states: None,
                 dir,
+                store: store.clone(),
+                rel: group_rel,
             }));
         }
         let open = |leaf: &str| {
             Array::open(
-                store.clone(),
+                store.zarr(),
                 &zarr_path(rel, &format!("checkpoints/{leaf}")),
             )
             .map_err(|e| ArchiveError::zarr(dir.join(leaf), e))
@@ -236,6 +237,8 @@ impl StoredCheckpoints {
             rows,
             states: Some(states),
             dir,
+            store: store.clone(),
+            rel: group_rel,
         }))
     }
 
@@ -278,43 +281,44 @@ impl StoredCheckpoints {
         }
     }
 
-    /// Total bytes the checkpoints group occupies on disk.
+    /// Total bytes the checkpoints group occupies in the store.
     pub fn disk_bytes(&self) -> u64 {
-        super::store::dir_size(&self.dir)
+        self.store.size_prefix(&self.rel)
     }
 }
 
-/// Writes a `checkpoints` group of `seeded` encoding into the Zarr hierarchy rooted at
-/// `dir` (the group itself is `dir`), state by state, so a long recording never holds
-/// all states in memory.
+/// Writes a `checkpoints` group of `seeded` encoding at archive-relative `rel` (the
+/// group itself is `rel`), state by state, so a long recording never holds all states
+/// in memory.
 pub struct CheckpointWriter {
-    store: Arc<FilesystemStore>,
-    dir: PathBuf,
+    store: Store,
+    rel: String,
+    dir: Location,
     rows: Vec<(u64, u64)>,
     digests: Vec<u8>,
     pending: Vec<u8>,
     written: u64,
     state_size: u64,
-    states: Option<Array<FilesystemStore>>,
+    states: Option<StoreArray>,
 }
 
 impl CheckpointWriter {
     /// `rows` are the (packet, sample) positions that `push` will be called for, in order.
     pub fn create(
-        dir: &Path,
+        store: &Store,
+        rel: &str,
         fingerprint: &Fingerprint,
         interval: u64,
         warmup_packets: u64,
         rows: Vec<(u64, u64)>,
     ) -> Result<Self, ArchiveError> {
+        let dir = store.location(rel);
         if !(1..=MAX_WARMUP_PACKETS).contains(&warmup_packets) {
             return Err(ArchiveError::damaged(
-                dir,
+                &dir,
                 format!("warmup_packets {warmup_packets} outside 1..={MAX_WARMUP_PACKETS}"),
             ));
         }
-        std::fs::create_dir_all(dir).map_err(|e| ArchiveError::io(dir, e))?;
-        let store = Arc::new(FilesystemStore::new(dir).map_err(|e| ArchiveError::zarr(dir, e))?);
         let count = rows.len() as u64;
         let mut attrs = serde_json::Map::new();
         attrs.insert(
@@ -322,15 +326,12 @@ impl CheckpointWriter {
             json!({"kind": "checkpoints", "fingerprint": fingerprint, "interval": interval,
                    "count": count, "encoding": "seeded", "warmup_packets": warmup_packets}),
         );
-        GroupBuilder::new()
-            .attributes(attrs)
-            .build(store.clone(), "/")
-            .and_then(|g| g.store_metadata().map_err(Into::into))
-            .map_err(|e| ArchiveError::zarr(dir, e))?;
+        write_group(store, rel, attrs)?;
         let state_size = fingerprint.state_size;
         let mut w = CheckpointWriter {
-            store,
-            dir: dir.to_path_buf(),
+            store: store.clone(),
+            rel: rel.to_string(),
+            dir: dir.clone(),
             rows,
             digests: Vec::new(),
             pending: Vec::new(),
@@ -349,11 +350,11 @@ impl CheckpointWriter {
             )
             .subchunk_shape(vec![1, row])
             .bytes_to_bytes_codecs(vec![zstd])
-            .build(w.store.clone(), "/states")
-            .map_err(|e| ArchiveError::zarr(dir, e))?;
+            .build(w.store.zarr(), &zarr_path(rel, "states"))
+            .map_err(|e| ArchiveError::zarr(&dir, e))?;
             states
                 .store_metadata()
-                .map_err(|e| ArchiveError::zarr(dir, e))?;
+                .map_err(|e| ArchiveError::zarr(&dir, e))?;
             w.states = Some(states);
         }
         Ok(w)
@@ -429,14 +430,14 @@ impl CheckpointWriter {
             .collect();
         let pa = ArrayBuilder::new(vec![count, 2], vec![count, 2], data_type::int64(), 0i64)
             .bytes_to_bytes_codecs(vec![zstd()])
-            .build(self.store.clone(), "/positions")
+            .build(self.store.zarr(), &zarr_path(&self.rel, "positions"))
             .map_err(|e| ArchiveError::zarr(&self.dir, e))?;
         pa.store_metadata()
             .map_err(|e| ArchiveError::zarr(&self.dir, e))?;
         pa.store_chunk(&[0, 0], positions)
             .map_err(|e| ArchiveError::zarr(&self.dir, e))?;
         let da = ArrayBuilder::new(vec![count, 32], vec![count, 32], data_type::uint8(), 0u8)
-            .build(self.store.clone(), "/digests")
+            .build(self.store.zarr(), &zarr_path(&self.rel, "digests"))
             .map_err(|e| ArchiveError::zarr(&self.dir, e))?;
         da.store_metadata()
             .map_err(|e| ArchiveError::zarr(&self.dir, e))?;

@@ -1,6 +1,6 @@
 //! Node attributes: the `zarr_wavfs` object in each group's `zarr.json` (docs/FORMAT.md).
 
-use std::path::Path;
+use crate::store::Location;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -98,7 +98,7 @@ pub struct RecordingMeta {
 
 impl RecordingMeta {
     /// Parses and checks a recording's attributes; `dir` labels errors.
-    pub fn from_attrs(dir: &Path, attrs: &Attrs) -> Result<Self, ArchiveError> {
+    pub fn from_attrs(dir: &Location, attrs: &Attrs) -> Result<Self, ArchiveError> {
         let v = attrs
             .get(ATTR_KEY)
             .ok_or_else(|| ArchiveError::metadata(dir, format!("no \"{ATTR_KEY}\" attribute")))?;
@@ -110,7 +110,7 @@ impl RecordingMeta {
 
     /// Checks the metadata as readers do; `dir` labels errors. Writers call it too, so
     /// nothing is committed that readers would refuse.
-    pub fn validate(&self, dir: &Path) -> Result<(), ArchiveError> {
+    pub fn validate(&self, dir: &Location) -> Result<(), ArchiveError> {
         let bad = |msg: String| Err(ArchiveError::metadata(dir, msg));
         if !READ_VERSIONS.contains(&self.format_version) {
             return bad(format!(
@@ -322,10 +322,10 @@ pub fn folder_attrs() -> Attrs {
     m
 }
 
-pub fn check_archive_marker(root: &Path, attrs: &Attrs) -> Result<(), ArchiveError> {
+pub fn check_archive_marker(root: &Location, attrs: &Attrs) -> Result<(), ArchiveError> {
     let not = |reason: String| {
         Err(ArchiveError::NotAnArchive {
-            path: root.to_path_buf(),
+            path: root.clone(),
             reason,
         })
     };

@@ -4,14 +4,16 @@
 //! after a bit shuffle), grouped into shards; beside it one CRC-32C per chunk, because a
 //! missing chunk or shard file reads as fill values in Zarr and must not pass for silence.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use zarrs::array::codec::{BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode};
 use zarrs::array::{Array, ArrayBuilder, ArrayShardedExt, DataType, data_type};
-use zarrs::filesystem::FilesystemStore;
 
+use zarrs::storage::ReadableWritableListableStorage;
+
+use super::store::{StoreArray, zarr_path};
 use super::{ArchiveError, SampleKind};
+use crate::store::{Location, Store};
 
 /// Chunks per shard file: about 16 to 64 s of audio per file at the usual shapes.
 pub const SHARD_CHUNKS: u64 = 16;
@@ -135,9 +137,10 @@ fn zarr_type(kind: SampleKind) -> DataType {
 
 /// Writes a `samples` array shard by shard, holding at most one shard in memory.
 pub struct SamplesWriter {
-    store: Arc<FilesystemStore>,
-    dir: PathBuf,
-    array: Array<FilesystemStore>,
+    store: Store,
+    rel: String,
+    dir: Location,
+    array: StoreArray,
     channels: u64,
     chunk_frames: u64,
     pending: Samples,
@@ -146,15 +149,16 @@ pub struct SamplesWriter {
 }
 
 impl SamplesWriter {
-    /// Starts `samples` (and `chunk_crc32c`) in the recording group `store`, which is at
-    /// `dir` on disk.
+    /// Starts `samples` (and `chunk_crc32c`) in the recording group at archive-relative
+    /// `rel`.
     pub fn create(
-        store: Arc<FilesystemStore>,
-        dir: &Path,
+        store: &Store,
+        rel: &str,
         kind: SampleKind,
         channels: u16,
         chunk_frames: u64,
     ) -> Result<Self, ArchiveError> {
+        let dir = store.location(rel);
         let path = dir.join("samples");
         let blosc = BloscCodec::new(
             BloscCompressor::Zstd,
@@ -179,11 +183,12 @@ impl SamplesWriter {
             .bytes_to_bytes_codecs(vec![Arc::new(blosc)])
             .dimension_names(Some([Some("time"), Some("channel")]));
         let array = b
-            .build(store.clone(), "/samples")
+            .build(store.zarr(), &zarr_path(&format!("{rel}/samples")))
             .map_err(|e| ArchiveError::zarr(&path, e))?;
         Ok(SamplesWriter {
-            store,
-            dir: dir.to_path_buf(),
+            store: store.clone(),
+            rel: rel.to_string(),
+            dir,
             array,
             channels: ch,
             chunk_frames,
@@ -251,7 +256,10 @@ impl SamplesWriter {
         let n = self.crcs.len() as u64;
         let crc_path = self.dir.join("chunk_crc32c");
         let crc = ArrayBuilder::new(vec![n], vec![n.max(1)], data_type::uint32(), 0u32)
-            .build(self.store.clone(), "/chunk_crc32c")
+            .build(
+                self.store.zarr(),
+                &zarr_path(&format!("{}/chunk_crc32c", self.rel)),
+            )
             .map_err(|e| ArchiveError::zarr(&crc_path, e))?;
         crc.store_metadata()
             .map_err(|e| ArchiveError::zarr(&crc_path, e))?;
@@ -268,8 +276,8 @@ fn chunk_crcs<T>(v: &[T], per_chunk: usize, wrap: impl Fn(&[T]) -> Samples) -> V
 
 /// Reads a PCM recording's `samples` chunk by chunk, each checked against its CRC.
 pub struct SamplesReader {
-    dir: PathBuf,
-    array: Array<FilesystemStore>,
+    dir: Location,
+    array: StoreArray,
     kind: SampleKind,
     frames: u64,
     channels: u64,
@@ -281,8 +289,8 @@ impl SamplesReader {
     /// Opens the arrays of the recording at archive-relative `path` (`dir` on disk) and
     /// checks them against the metadata's shape.
     pub(crate) fn open(
-        store: Arc<FilesystemStore>,
-        dir: &Path,
+        store: ReadableWritableListableStorage,
+        dir: &Location,
         path: &str,
         kind: SampleKind,
         frames: u64,
@@ -329,7 +337,7 @@ impl SamplesReader {
             .retrieve_array_subset(&[0..n])
             .map_err(|e| ArchiveError::zarr(&cp, e))?;
         Ok(SamplesReader {
-            dir: dir.to_path_buf(),
+            dir: dir.clone(),
             array,
             kind,
             frames,

@@ -1,12 +1,11 @@
-//! Zarr access for one archive: group attributes, and a recording's arrays.
+//! Zarr access for one archive: group attributes, and a recording's arrays, all
+//! through the archive's [`Store`].
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::time::SystemTime;
 
 use zarrs::array::Array;
-use zarrs::filesystem::FilesystemStore;
-use zarrs::group::{Group, GroupBuilder};
+use zarrs::storage::ReadableWritableListableStorageTraits;
 
 use super::checkpoints::StoredCheckpoints;
 use super::index::{self, PageIndex, PageRow};
@@ -14,86 +13,71 @@ use super::ogg::{PacketAssembler, page_len, parse_page};
 use super::opus_head::OpusHead;
 use super::samples::SamplesReader;
 use super::{ArchiveError, RecordingMeta};
+use crate::store::{Location, Store};
 
 type Attrs = serde_json::Map<String, serde_json::Value>;
 
-fn zarr_path(rel: &str) -> String {
-    format!("/{rel}")
+/// A zarrs array in any store.
+pub(crate) type StoreArray = Array<dyn ReadableWritableListableStorageTraits>;
+
+pub(crate) fn zarr_path(rel: &str) -> String {
+    format!("/{}", rel.trim_matches('/'))
 }
 
-fn open_store(root: &Path) -> Result<Arc<FilesystemStore>, ArchiveError> {
-    Ok(Arc::new(
-        FilesystemStore::new(root).map_err(|e| ArchiveError::zarr(root, e))?,
-    ))
+/// What a `zarr.json` says a node is.
+pub(crate) enum Node {
+    /// A Zarr v3 group, with its attributes.
+    Group(Attrs),
+    /// No `zarr.json` there.
+    Missing,
+    /// An array, or something that is not Zarr v3.
+    Other,
 }
 
-/// The attributes of the group at archive-relative `rel`.
-pub(crate) fn read_group_attrs(root: &Path, rel: &str) -> Result<Attrs, ArchiveError> {
-    let dir = root.join(rel);
-    // Read zarr.json ourselves first so a missing or unreadable file is an I/O error
-    // naming the file, not a generic Zarr one.
-    std::fs::metadata(dir.join("zarr.json"))
-        .map_err(|e| ArchiveError::io(dir.join("zarr.json"), e))?;
-    let store = open_store(root)?;
-    let group = Group::open(store, &zarr_path(rel)).map_err(|e| ArchiveError::zarr(&dir, e))?;
-    Ok(group.attributes().clone())
+fn key_of(rel: &str) -> String {
+    let rel = rel.trim_matches('/');
+    if rel.is_empty() {
+        "zarr.json".into()
+    } else {
+        format!("{rel}/zarr.json")
+    }
 }
 
-/// Whether the node at `rel` is a Zarr array (its `zarr.json` says `node_type: array`).
-pub(crate) fn is_array(root: &Path, rel: &str) -> bool {
-    std::fs::read(root.join(rel).join("zarr.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| v.get("node_type").and_then(|t| t.as_str()) == Some("array"))
+/// The node at archive-relative `rel`, from its `zarr.json` (one read).
+pub(crate) fn read_group_attrs(store: &Store, rel: &str) -> Result<Node, ArchiveError> {
+    Ok(read_node(store, rel)?.0)
 }
 
-/// Writes a group's `zarr.json` at `dir/rel` by writing a sibling temporary file and
-/// renaming it over, so a reader never sees a half-written file.
-pub(crate) fn write_group_atomically(
-    root: &Path,
-    rel: &str,
-    attrs: Attrs,
-) -> Result<(), ArchiveError> {
-    let dir = root.join(rel);
-    let tmp =
-        root.join(super::STAGING_DIR)
-            .join(format!("group-{}-{}", std::process::id(), unique()));
-    std::fs::create_dir_all(&tmp).map_err(|e| ArchiveError::io(&tmp, e))?;
-    let store = open_store(&tmp)?;
-    GroupBuilder::new()
-        .attributes(attrs)
-        .build(store, "/")
-        .map_err(|e| ArchiveError::zarr(&dir, e))?
-        .store_metadata()
-        .map_err(|e| ArchiveError::zarr(&dir, e))?;
-    std::fs::create_dir_all(&dir).map_err(|e| ArchiveError::io(&dir, e))?;
-    let res = std::fs::rename(tmp.join("zarr.json"), dir.join("zarr.json"))
-        .map_err(|e| ArchiveError::io(&dir, e));
-    let _ = std::fs::remove_dir_all(&tmp);
-    res
-}
-
-/// A name part that differs between calls and processes.
-pub(crate) fn unique() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}-{}", t.as_nanos(), N.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Bytes used by all files under `dir`.
-pub(crate) fn dir_size(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
+/// The node at `rel` and when its `zarr.json` was written (the epoch when missing).
+pub(crate) fn read_node(store: &Store, rel: &str) -> Result<(Node, SystemTime), ArchiveError> {
+    let key = key_of(rel);
+    let Some(obj) = store.get(&key)? else {
+        return Ok((Node::Missing, SystemTime::UNIX_EPOCH));
     };
-    rd.filter_map(Result::ok)
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            _ => e.metadata().map_or(0, |m| m.len()),
-        })
-        .sum()
+    let v: serde_json::Value = serde_json::from_slice(&obj.bytes)
+        .map_err(|e| ArchiveError::zarr(store.location(&key), format!("not JSON: {e}")))?;
+    let is = |k: &str, want: serde_json::Value| v.get(k) == Some(&want);
+    if !is("zarr_format", 3.into()) || !is("node_type", "group".into()) {
+        return Ok((Node::Other, obj.modified));
+    }
+    let attrs = match v.get("attributes") {
+        Some(serde_json::Value::Object(m)) => m.clone(),
+        _ => Attrs::new(),
+    };
+    Ok((Node::Group(attrs), obj.modified))
+}
+
+/// The bytes of a group's `zarr.json` with `attrs`.
+pub(crate) fn group_json(attrs: Attrs) -> Vec<u8> {
+    let meta = zarrs::metadata::v3::GroupMetadataV3::new().with_attributes(attrs);
+    serde_json::to_vec_pretty(&meta).expect("group metadata serialises")
+}
+
+/// Writes a group's `zarr.json` at `rel` so that a reader never sees a half-written
+/// one (a sibling temporary file renamed over it locally; one PUT remotely).
+pub(crate) fn write_group(store: &Store, rel: &str, attrs: Attrs) -> Result<(), ArchiveError> {
+    store.put_atomic(&key_of(rel), group_json(attrs).into())?;
+    Ok(())
 }
 
 /// Random access to the bytes of a recording's `stream` array.
@@ -114,22 +98,24 @@ impl StreamBytes for Vec<u8> {
 
 /// A recording opened for reading: metadata plus handles on its arrays.
 pub struct RecordingStore {
-    root: PathBuf,
+    store: Store,
     path: String,
     meta: RecordingMeta,
-    store: Arc<FilesystemStore>,
     /// The `stream` array (Opus and FLAC; PCM recordings have none).
-    stream: Option<Array<FilesystemStore>>,
+    stream: Option<StoreArray>,
 }
 
 impl RecordingStore {
-    pub(crate) fn open(root: &Path, path: &str, meta: RecordingMeta) -> Result<Self, ArchiveError> {
-        let store = open_store(root)?;
-        let dir = root.join(path);
+    pub(crate) fn open(
+        store: &Store,
+        path: &str,
+        meta: RecordingMeta,
+    ) -> Result<Self, ArchiveError> {
+        let dir = store.location(path);
         let stream = if meta.codec == "pcm" {
             None
         } else {
-            let stream = Array::open(store.clone(), &zarr_path(&format!("{path}/stream")))
+            let stream = Array::open(store.zarr(), &zarr_path(&format!("{path}/stream")))
                 .map_err(|e| ArchiveError::zarr(dir.join("stream"), e))?;
             if stream.shape() != [meta.stream_bytes] {
                 return Err(ArchiveError::damaged(
@@ -144,10 +130,9 @@ impl RecordingStore {
             Some(stream)
         };
         Ok(RecordingStore {
-            root: root.to_path_buf(),
+            store: store.clone(),
             path: path.to_string(),
             meta,
-            store,
             stream,
         })
     }
@@ -161,9 +146,19 @@ impl RecordingStore {
         &self.path
     }
 
-    /// File system directory of the recording.
-    pub fn dir(&self) -> PathBuf {
-        self.root.join(&self.path)
+    /// Where the recording is (for messages).
+    pub fn dir(&self) -> Location {
+        self.store.location(&self.path)
+    }
+
+    /// The archive's store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The recording's directory when the archive is on a local disk.
+    pub fn local_dir(&self) -> Option<std::path::PathBuf> {
+        self.store.local_root().map(|r| r.join(&self.path))
     }
 
     /// The rows of `index`, checked against the shape and digest in the metadata.
@@ -171,7 +166,7 @@ impl RecordingStore {
         let dir = self.dir().join("index");
         let n = self.meta.index_rows;
         let array = Array::open(
-            self.store.clone(),
+            self.store.zarr(),
             &zarr_path(&format!("{}/index", self.path)),
         )
         .map_err(|e| ArchiveError::zarr(&dir, e))?;
@@ -236,7 +231,7 @@ impl RecordingStore {
     pub fn samples(&self) -> Result<SamplesReader, ArchiveError> {
         let m = &self.meta;
         SamplesReader::open(
-            self.store.clone(),
+            self.store.zarr(),
             &self.dir(),
             &self.path,
             m.sample_kind(),
@@ -247,19 +242,17 @@ impl RecordingStore {
 
     /// The stored checkpoints, if any.
     pub fn read_checkpoints(&self) -> Result<Option<StoredCheckpoints>, ArchiveError> {
-        StoredCheckpoints::load(&self.store, &self.root, &self.path)
+        StoredCheckpoints::load(&self.store, &self.path)
     }
 
-    /// Bytes used on disk by each part: (audio, index, checkpoints). The audio is
-    /// `stream`, or `samples` and its CRCs for PCM.
+    /// Bytes stored of each part: (audio, index, checkpoints). The audio is `stream`,
+    /// or `samples` and its CRCs for PCM.
     pub fn disk_usage(&self) -> (u64, u64, u64) {
-        let d = self.dir();
+        let size = |a: &str| self.store.size_prefix(&format!("{}/{a}", self.path));
         (
-            dir_size(&d.join("stream"))
-                + dir_size(&d.join("samples"))
-                + dir_size(&d.join("chunk_crc32c")),
-            dir_size(&d.join("index")),
-            dir_size(&d.join("checkpoints")),
+            size("stream") + size("samples") + size("chunk_crc32c"),
+            size("index"),
+            size("checkpoints"),
         )
     }
 }
@@ -280,10 +273,8 @@ impl StreamBytes for RecordingStore {
             .map_err(|e| ArchiveError::zarr(self.dir().join("stream"), e))
     }
 
-    /// `posix_fadvise(WILLNEED)` on the parts of the chunk files that hold `range`.
-    /// zarrs opens a chunk file for every read, so the kernel's readahead, which
-    /// follows one open file, never sees the reads as sequential: without the hint a
-    /// sequential reader waits on a small synchronous disk read for every span. The
+    /// Tells the store which parts of which chunks hold `range`: locally the kernel
+    /// starts reading them from disk, remotely they are fetched in the background. The
     /// offsets assume the stream's plain `bytes` codec (docs/FORMAT.md); for any other
     /// layout the hint is merely imprecise.
     fn will_need(&self, range: Range<u64>) {
@@ -299,19 +290,8 @@ impl StreamBytes for RecordingStore {
         while at < end {
             let chunk = at / width;
             let (lo, hi) = (chunk * width, ((chunk + 1) * width).min(end));
-            let path = self.store.key_to_fspath(&stream.chunk_key(&[chunk]));
-            if let Ok(file) = std::fs::File::open(path) {
-                use std::os::fd::AsRawFd;
-                // SAFETY: a valid open descriptor; fadvise only schedules reads.
-                unsafe {
-                    libc::posix_fadvise(
-                        file.as_raw_fd(),
-                        (at - lo) as libc::off_t,
-                        (hi - at) as libc::off_t,
-                        libc::POSIX_FADV_WILLNEED,
-                    );
-                }
-            }
+            let key = stream.chunk_key(&[chunk]);
+            self.store.will_need(key.as_str(), at - lo..hi - lo);
             at = hi;
         }
     }

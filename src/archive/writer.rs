@@ -1,58 +1,72 @@
-//! Writing recordings: everything is built in a staging directory inside the archive and
-//! becomes visible in one `rename`, so an interrupted import leaves no half recording.
+//! Writing recordings. Everything is built under the archive's staging prefix and
+//! becomes visible in one step, so an interrupted import leaves no half recording:
+//! locally one `rename` of the staged directory; in an object store, where nothing
+//! renames, the staged objects are copied into place (inside the server) and the
+//! recording's `zarr.json`, which is what makes a node a recording, is written last.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use zarrs::array::{ArrayBuilder, codec::ZstdCodec, data_type};
-use zarrs::filesystem::FilesystemStore;
-use zarrs::group::GroupBuilder;
 
 use super::index::PageRow;
 use super::samples::SamplesWriter;
-use super::store::{unique, write_group_atomically};
+use super::store::{Node, read_group_attrs, write_group, zarr_path};
 use super::{Archive, ArchiveError, RecordingMeta, STAGING_DIR, SampleKind, meta};
+use crate::store::{Location, Published, Store};
 
 /// Chunk length of `stream` in bytes (docs/FORMAT.md explains the choice).
 pub const STREAM_CHUNK: u64 = 1 << 20;
 /// Rows per chunk of `index`.
 const INDEX_CHUNK_ROWS: u64 = 65_536;
+/// A remote staging prefix of another machine is taken for abandoned after this long.
+const REMOTE_STAGING_LEASE: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
 
 /// A recording being written. Dropped without `commit`, it is removed.
 pub struct StagedRecording {
-    archive_root: PathBuf,
+    store: Store,
     target: String,
-    dir: PathBuf,
-    store: Arc<FilesystemStore>,
+    /// Archive-relative prefix the recording is staged under.
+    rel: String,
     committed: bool,
 }
 
 impl StagedRecording {
     /// Starts a recording that will appear at archive-relative `target`.
     pub fn new(archive: &Archive, target: &str) -> Result<Self, ArchiveError> {
-        let root = archive.root().to_path_buf();
-        let dir = root
-            .join(STAGING_DIR)
-            .join(format!("rec-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir_all(&dir).map_err(|e| ArchiveError::io(&dir, e))?;
-        let store = Arc::new(FilesystemStore::new(&dir).map_err(|e| ArchiveError::zarr(&dir, e))?);
+        let store = archive.store().clone();
+        let rel = format!("{STAGING_DIR}/{}", staging_name("rec"));
         Ok(StagedRecording {
-            archive_root: root,
-            target: target.to_string(),
-            dir,
             store,
+            target: target.to_string(),
+            rel,
             committed: false,
         })
     }
 
-    /// Directory the recording is staged in (its future `checkpoints` go below it).
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Archive-relative prefix the recording is staged under (its future `checkpoints`
+    /// go below it).
+    pub fn rel(&self) -> &str {
+        &self.rel
     }
 
-    /// Writes the complete Ogg stream as the `stream` array.
+    /// The archive's store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Where the staged recording is, for messages.
+    pub fn location(&self) -> Location {
+        self.store.location(&self.rel)
+    }
+
+    /// A local scratch directory for temporary files of this import.
+    pub fn scratch_dir(&self) -> Result<tempfile::TempDir, ArchiveError> {
+        Ok(self.store.scratch_dir()?)
+    }
+
+    /// Writes the complete stream as the `stream` array.
     pub fn write_stream(&self, bytes: &[u8]) -> Result<(), ArchiveError> {
-        let err = |e: &dyn std::fmt::Display| ArchiveError::zarr(self.dir.join("stream"), e);
+        let err = |e: &dyn std::fmt::Display| ArchiveError::zarr(self.location().join("stream"), e);
         // A stream shorter than one chunk gets a chunk of exactly its length, so short
         // recordings do not carry a megabyte of padding each.
         let chunk = STREAM_CHUNK.min(bytes.len().max(1) as u64);
@@ -62,7 +76,10 @@ impl StagedRecording {
             data_type::uint8(),
             0u8,
         )
-        .build(self.store.clone(), "/stream")
+        .build(
+            self.store.zarr(),
+            &zarr_path(&format!("{}/stream", self.rel)),
+        )
         .map_err(|e| err(&e))?;
         array.store_metadata().map_err(|e| err(&e))?;
         for (i, part) in bytes.chunks(chunk as usize).enumerate() {
@@ -81,7 +98,7 @@ impl StagedRecording {
         channels: u16,
         chunk_frames: u64,
     ) -> Result<SamplesWriter, ArchiveError> {
-        SamplesWriter::create(self.store.clone(), &self.dir, kind, channels, chunk_frames)
+        SamplesWriter::create(&self.store, &self.rel, kind, channels, chunk_frames)
     }
 
     /// Writes an Opus page index as the `index` array.
@@ -92,7 +109,7 @@ impl StagedRecording {
 
     /// Writes `index`: int64 rows of four columns, zstd-compressed.
     pub fn write_index_rows(&self, rows: &[[i64; 4]]) -> Result<(), ArchiveError> {
-        let err = |e: &dyn std::fmt::Display| ArchiveError::zarr(self.dir.join("index"), e);
+        let err = |e: &dyn std::fmt::Display| ArchiveError::zarr(self.location().join("index"), e);
         let n = rows.len() as u64;
         let zstd = Arc::new(ZstdCodec::new(9, false));
         let array = ArrayBuilder::new(
@@ -102,7 +119,10 @@ impl StagedRecording {
             0i64,
         )
         .bytes_to_bytes_codecs(vec![zstd])
-        .build(self.store.clone(), "/index")
+        .build(
+            self.store.zarr(),
+            &zarr_path(&format!("{}/index", self.rel)),
+        )
         .map_err(|e| err(&e))?;
         array.store_metadata().map_err(|e| err(&e))?;
         let flat: Vec<i64> = rows.iter().flatten().copied().collect();
@@ -112,53 +132,84 @@ impl StagedRecording {
         Ok(())
     }
 
-    /// Writes the recording's group metadata and moves it into place.
+    /// Writes the recording's group metadata and makes it visible at its target.
     ///
-    /// Refuses to replace an existing node unless `force`; with `force` the old one is
-    /// swapped out atomically (`renameat2(RENAME_EXCHANGE)`) and then deleted.
+    /// Refuses to replace an existing node unless `force`. Locally the old one is
+    /// swapped out atomically (`renameat2(RENAME_EXCHANGE)`) and then deleted; in an
+    /// object store its `zarr.json` goes first (it disappears), then its arrays, and
+    /// the new one is copied in.
     pub fn commit(mut self, meta: &RecordingMeta, force: bool) -> Result<(), ArchiveError> {
-        meta.validate(&self.archive_root.join(&self.target))?;
-        GroupBuilder::new()
-            .attributes(meta.to_attrs())
-            .build(self.store.clone(), "/")
-            .map_err(|e| ArchiveError::zarr(&self.dir, e))?
-            .store_metadata()
-            .map_err(|e| ArchiveError::zarr(&self.dir, e))?;
-        sync_tree(&self.dir)?;
-        let target = self.archive_root.join(&self.target);
-        ensure_folders(&self.archive_root, &self.target)?;
-        match rename_noreplace(&self.dir, &target) {
-            Ok(()) => {}
-            Err(e)
-                if e.raw_os_error() == Some(libc::EEXIST)
-                    || e.raw_os_error() == Some(libc::ENOTEMPTY) =>
-            {
-                if !force {
-                    return Err(ArchiveError::Exists { path: target });
-                }
-                exchange(&self.dir, &target).map_err(|e| ArchiveError::io(&target, e))?;
-                // self.dir now holds the replaced node; Drop removes it.
-                self.committed = false;
-                fsync_dir(target.parent().expect("target has a parent"))?;
-                return Ok(());
+        let target = self.store.location(&self.target);
+        meta.validate(&target)?;
+        ensure_folders(&self.store, &self.target)?;
+        if self.store.local_root().is_some() {
+            write_group(&self.store, &self.rel, meta.to_attrs())?;
+            match self.store.publish_local(&self.rel, &self.target, force)? {
+                Published::New => self.committed = true,
+                // The staged prefix now holds the replaced node; Drop removes it.
+                Published::Replaced => {}
+                Published::Exists => return Err(ArchiveError::Exists { path: target }),
             }
-            Err(e) => return Err(ArchiveError::io(&target, e)),
+            return Ok(());
         }
-        self.committed = true;
-        fsync_dir(target.parent().expect("target has a parent"))
+        match read_group_attrs(&self.store, &self.target)? {
+            Node::Missing => {}
+            _ if !force => return Err(ArchiveError::Exists { path: target }),
+            _ => {
+                self.store.erase(&format!("{}/zarr.json", self.target))?;
+                self.store.erase_prefix(&self.target)?;
+            }
+        }
+        self.store.copy_prefix(&self.rel, &self.target)?;
+        write_group(&self.store, &self.target, meta.to_attrs())?;
+        // The recording is visible from here on; its staged copy is left for Drop.
+        Ok(())
     }
 }
 
 impl Drop for StagedRecording {
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.committed
+            && let Err(e) = self.store.erase_prefix(&self.rel)
+        {
+            log::warn!("could not remove the staged recording: {e}");
         }
     }
 }
 
+/// A staging name no other import (on any machine) uses: `KIND-PID-NANOS-N-HOST`.
+fn staging_name(kind: &str) -> String {
+    format!(
+        "{kind}-{}-{}-{}",
+        std::process::id(),
+        crate::store::unique(),
+        hostname()
+    )
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it
+    // (or truncates, which only makes the name shorter).
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end])
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Creates the folder groups on the way to `target` (all but its last component).
-pub fn ensure_folders(root: &Path, target: &str) -> Result<(), ArchiveError> {
+pub fn ensure_folders(store: &Store, target: &str) -> Result<(), ArchiveError> {
     let parts: Vec<&str> = target.split('/').collect();
     let mut rel = String::new();
     for part in &parts[..parts.len().saturating_sub(1)] {
@@ -166,98 +217,62 @@ pub fn ensure_folders(root: &Path, target: &str) -> Result<(), ArchiveError> {
             rel.push('/');
         }
         rel.push_str(part);
-        let zj = root.join(&rel).join("zarr.json");
-        if zj.exists() {
-            let attrs = super::store::read_group_attrs(root, &rel)?;
-            if !meta::is_folder(&attrs) {
+        match read_group_attrs(store, &rel)? {
+            Node::Missing => write_group(store, &rel, meta::folder_attrs())?,
+            Node::Group(attrs) if meta::is_folder(&attrs) => {}
+            _ => {
                 return Err(ArchiveError::metadata(
-                    root.join(&rel),
+                    store.location(&rel),
                     "exists and is not a folder",
                 ));
             }
-        } else {
-            write_group_atomically(root, &rel, meta::folder_attrs())?;
         }
     }
     Ok(())
 }
 
-/// Removes staging directories left by imports that were killed (their process is gone).
+/// Removes what imports that were killed left under the staging prefix: locally (or
+/// from this machine) those whose process is gone, from other machines those older
+/// than two days.
 pub fn clean_stale_staging(archive: &Archive) {
-    let staging = archive.root().join(STAGING_DIR);
-    let Ok(rd) = std::fs::read_dir(&staging) else {
+    let store = archive.store();
+    if !store.is_writable() {
+        return;
+    }
+    let Ok(names) = store.list_dirs(STAGING_DIR) else {
         return;
     };
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let pid = name.split('-').nth(1).and_then(|p| p.parse::<i32>().ok());
-        // SAFETY: kill with signal 0 only checks whether the process exists.
-        let alive = pid.is_some_and(|p| unsafe { libc::kill(p, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
-        if !alive {
+    let me = hostname();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    for name in names {
+        let mut parts = name.splitn(5, '-');
+        let (_kind, pid, nanos, _n, host) = (
+            parts.next(),
+            parts.next().and_then(|p| p.parse::<i32>().ok()),
+            parts.next().and_then(|p| p.parse::<u128>().ok()),
+            parts.next(),
+            parts.next(),
+        );
+        let local = store.local_root().is_some() || host == Some(me.as_str());
+        let stale = if local {
+            // SAFETY: kill with signal 0 only checks whether the process exists.
+            !pid.is_some_and(|p| {
+                let rc = unsafe { libc::kill(p, 0) };
+                rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+            })
+        } else {
+            nanos
+                .is_some_and(|t| now.as_nanos().saturating_sub(t) > REMOTE_STAGING_LEASE.as_nanos())
+        };
+        if stale {
+            let rel = format!("{STAGING_DIR}/{name}");
             log::info!(
                 "removing leftover of an interrupted import: {}",
-                e.path().display()
+                store.location(&rel)
             );
-            let _ = std::fs::remove_dir_all(e.path());
+            let _ = store.erase_prefix(&rel);
         }
     }
-}
-
-fn cpath(p: &Path) -> std::io::Result<std::ffi::CString> {
-    use std::os::unix::ffi::OsStrExt;
-    std::ffi::CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
-}
-
-fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
-    let (f, t) = (cpath(from)?, cpath(to)?);
-    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them as given.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            flags,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// Renames `from` to `to`, failing with EEXIST if `to` exists.
-fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
-    renameat2(from, to, libc::RENAME_NOREPLACE)
-}
-
-/// Atomically swaps two existing paths.
-pub(crate) fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
-    renameat2(a, b, libc::RENAME_EXCHANGE)
-}
-
-fn fsync_dir(dir: &Path) -> Result<(), ArchiveError> {
-    std::fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| ArchiveError::io(dir, e))
-}
-
-/// Flushes every file and directory under `dir` to disk before it is published.
-fn sync_tree(dir: &Path) -> Result<(), ArchiveError> {
-    for e in std::fs::read_dir(dir)
-        .map_err(|e| ArchiveError::io(dir, e))?
-        .flatten()
-    {
-        let p = e.path();
-        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            sync_tree(&p)?;
-        } else {
-            std::fs::File::open(&p)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| ArchiveError::io(&p, e))?;
-        }
-    }
-    fsync_dir(dir)
 }

@@ -18,7 +18,8 @@ pub use encode::OggOpusEncoder;
 pub use fingerprint::{current_fingerprint, portable_states_work};
 pub use libopus::OpusError;
 pub use source::{
-    OpusSource, Packets, build_checkpoints, plan_checkpoints, restore_checkpoint, write_checkpoints,
+    CheckpointsAt, OpusSource, Packets, build_checkpoints, plan_checkpoints, restore_checkpoint,
+    write_checkpoints,
 };
 
 /// Default checkpoint spacing in seconds of stream time (see docs/FORMAT.md). A cold

@@ -53,7 +53,7 @@ pub struct Tree {
 impl Tree {
     /// Reads the archive's folders and recordings' metadata (no audio is decoded).
     pub fn build(archive: &Archive, format: Option<SampleFormat>) -> Result<Tree, ArchiveError> {
-        let root_mtime = mtime_of(archive, "");
+        let root_mtime = archive.modified();
         let mut tree = Tree {
             nodes: vec![Node {
                 parent: ROOT,
@@ -67,13 +67,12 @@ impl Tree {
             by_name: HashMap::new(),
         };
         let entries = archive.tree()?;
-        tree.add_entries(archive, ROOT, "", entries, format);
+        tree.add_entries(ROOT, "", entries, format);
         Ok(tree)
     }
 
     fn add_entries(
         &mut self,
-        archive: &Archive,
         parent: Ino,
         parent_path: &str,
         entries: Vec<Entry>,
@@ -89,14 +88,16 @@ impl Tree {
             };
             let ino = self.nodes.len() as Ino + 1;
             let (kind, children, mtime) = match e {
-                Entry::Folder { children, .. } => {
+                Entry::Folder {
+                    children, modified, ..
+                } => {
                     let kind = NodeKind::Dir {
                         children: Vec::new(),
                         subdirs: 0,
                     };
-                    (kind, Some(children), mtime_of(archive, &path))
+                    (kind, Some(children), modified)
                 }
-                Entry::Recording { meta, .. } => {
+                Entry::Recording { meta, modified, .. } => {
                     let file = meta.map_err(|e| e.to_string()).and_then(|meta| {
                         let layout =
                             layout_for(&meta, 0..meta.frames, served_format(format, &meta))
@@ -107,7 +108,7 @@ impl Tree {
                         .as_ref()
                         .ok()
                         .and_then(|f| f.meta.start_system_time())
-                        .unwrap_or_else(|| mtime_of(archive, &path));
+                        .unwrap_or(modified);
                     (
                         NodeKind::File {
                             path: path.clone(),
@@ -130,7 +131,7 @@ impl Tree {
                 *subdirs += u32::from(!is_recording);
             }
             if let Some(grandchildren) = children {
-                self.add_entries(archive, ino, &path, grandchildren, format);
+                self.add_entries(ino, &path, grandchildren, format);
             }
         }
     }
@@ -170,11 +171,4 @@ impl Tree {
             })
             .sum()
     }
-}
-
-/// When the group at `path` was written (its `zarr.json`), for nodes without a start time.
-fn mtime_of(archive: &Archive, path: &str) -> SystemTime {
-    std::fs::metadata(archive.root().join(path).join("zarr.json"))
-        .and_then(|m| m.modified())
-        .unwrap_or(SystemTime::UNIX_EPOCH)
 }

@@ -2,10 +2,9 @@
 
 use rayon::prelude::*;
 
-use crate::archive::writer::exchange;
 use crate::archive::{Archive, ArchiveError};
 use crate::codec::CodecError;
-use crate::codec::opus::write_checkpoints;
+use crate::codec::opus::{CheckpointsAt, write_checkpoints};
 
 /// Per recording path: the number of checkpoints written, or why not.
 pub type RebuildOutcome = (String, Result<usize, CodecError>);
@@ -48,29 +47,46 @@ fn rebuild_one(archive: &Archive, path: &str, interval_secs: f64) -> Result<usiz
             ),
         });
     }
+    let store = rec.store();
+    if store.local_root().is_none() {
+        return Err(CodecError::NotApplicable {
+            path: rec.dir(),
+            message:
+                "checkpoints are rebuilt in local archives only (copy it, run index, copy it back)"
+                    .into(),
+        });
+    }
     let index = rec.read_index()?;
-    let dir = rec.dir();
-    let tmp = dir.join(format!(".checkpoints-new-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+    let tmp = format!(
+        "{}/{}",
+        crate::archive::STAGING_DIR,
+        format_args!(
+            "checkpoints-{}-{}",
+            std::process::id(),
+            crate::store::unique()
+        )
+    );
     let interval = (interval_secs * f64::from(rec.meta().sample_rate))
         .round()
         .max(1.0) as u64;
     let mapping = rec.read_opus_head()?.mapping;
-    let n = write_checkpoints(&rec, &index, rec.meta(), &mapping, &dir, &tmp, interval);
-    let n = match n {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-    };
-    let target = dir.join("checkpoints");
-    let io = |e| CodecError::from(ArchiveError::io(&target, e));
-    if target.exists() {
-        exchange(&tmp, &target).map_err(io)?;
-        let _ = std::fs::remove_dir_all(&tmp);
-    } else {
-        std::fs::rename(&tmp, &target).map_err(io)?;
-    }
-    Ok(n)
+    let written = write_checkpoints(
+        &rec,
+        &index,
+        rec.meta(),
+        &mapping,
+        &rec.dir(),
+        CheckpointsAt { store, rel: &tmp },
+        interval,
+    )
+    .and_then(|n| {
+        let target = format!("{}/checkpoints", rec.path());
+        store
+            .publish_local(&tmp, &target, true)
+            .map_err(|e| CodecError::from(ArchiveError::from(e)))?;
+        Ok(n)
+    });
+    // What is at `tmp` now is the old set, or a partial new one after an error.
+    let _ = store.erase_prefix(&tmp);
+    written
 }

@@ -64,7 +64,7 @@ pub fn ls(archive: &Archive) -> Result<(String, bool), ArchiveError> {
         for e in entries {
             let pad = "  ".repeat(depth);
             match e {
-                Entry::Folder { name, children } => {
+                Entry::Folder { name, children, .. } => {
                     let _ = writeln!(out, "{pad}{name}/");
                     walk(archive, children, depth + 1, out, broken);
                 }
@@ -72,6 +72,7 @@ pub fn ls(archive: &Archive) -> Result<(String, bool), ArchiveError> {
                     name,
                     path,
                     meta: Ok(m),
+                    ..
                 } => {
                     let _ = writeln!(
                         out,

@@ -6,6 +6,7 @@ use crate::archive::index::{self};
 use crate::archive::{Archive, ArchiveError, RecordingStore, STAGING_DIR, StreamBytes};
 use crate::codec::opus::{Packets, build_checkpoints, current_fingerprint, restore_checkpoint};
 use crate::codec::{CodecError, flac};
+use crate::store::Location;
 
 /// One thing wrong (or worth knowing) about one recording.
 #[derive(Debug, Clone)]
@@ -30,8 +31,7 @@ pub fn verify(archive: &Archive) -> Result<Vec<Problem>, ArchiveError> {
             Ok(_) => verify_one(archive, path),
         })
         .collect();
-    let staging = archive.root().join(STAGING_DIR);
-    if std::fs::read_dir(&staging).is_ok_and(|mut d| d.next().is_some()) {
+    if archive.store().is_listable() && !archive.store().is_empty(STAGING_DIR).unwrap_or(true) {
         problems.push(Problem {
             path: STAGING_DIR.into(),
             message: "leftovers of an interrupted or running import (invisible; removed by the next import)".into(),
@@ -78,8 +78,8 @@ fn check_flac(
 ) -> Result<(), CodecError> {
     let m = rec.meta();
     let stream = rec.dir().join("stream");
-    let damaged = |path: &std::path::Path, message: String| CodecError::Damaged {
-        path: path.to_path_buf(),
+    let damaged = |path: &Location, message: String| CodecError::Damaged {
+        path: path.clone(),
         message,
     };
     let rows = rec.read_index_rows()?;

@@ -2,7 +2,7 @@
 //! decoded on their own. FLAC frames need no decoder state from earlier frames, so no
 //! checkpoints are needed and every span equals the same samples of a full decode.
 
-use std::path::PathBuf;
+use crate::store::Location;
 use std::sync::Arc;
 
 use super::{FrameEntry, StreamInfo, decode_frames, stream_info};
@@ -19,7 +19,7 @@ const SPAN_SAMPLES: u64 = 1 << 14;
 pub struct FlacSource {
     store: Arc<RecordingStore>,
     /// `stream` on disk, for errors.
-    path: PathBuf,
+    path: Location,
     info: StreamInfo,
     /// Frames of the recording (the index covers exactly these).
     total: u64,
@@ -237,7 +237,7 @@ mod tests {
     fn will_need_starts_reading_the_spans_pages() {
         let tmp = tempfile::tempdir().unwrap();
         let (_archive, store) = crate::test_support::recording(tmp.path(), 8, Codec::Flac);
-        let chunk = store.dir().join("stream/c/0");
+        let chunk = store.local_dir().unwrap().join("stream/c/0");
         assert!(store.meta().stream_bytes < 1 << 20, "one chunk");
         let src = FlacSource::open(Arc::new(store)).unwrap();
         assert!(src.span_starts().len() >= 9);

@@ -1,7 +1,7 @@
 //! An Opus recording as spans: checkpoint planning, span decoding, and the fallback
 //! when stored checkpoints cannot be used.
 
-use std::path::PathBuf;
+use crate::store::{Location, Store};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -41,7 +41,7 @@ pub fn plan_checkpoints(index: &PageIndex, meta: &RecordingMeta, interval: u64) 
 pub struct Packets<'a> {
     pub stream: &'a dyn StreamBytes,
     pub index: &'a PageIndex,
-    pub path: &'a std::path::Path,
+    pub path: &'a Location,
 }
 
 /// The first and last index rows of the pages holding packets `from..to` (`from < to`).
@@ -93,7 +93,7 @@ fn for_each_packet(
             ));
         }
         let page = parse_page(&bytes[pos..], at).map_err(|source| CodecError::Ogg {
-            path: path.to_path_buf(),
+            path: path.clone(),
             source,
         })?;
         if page.granule != row.granule
@@ -120,9 +120,9 @@ fn for_each_packet(
     Ok(())
 }
 
-fn damaged(path: &std::path::Path, message: String) -> CodecError {
+fn damaged(path: &Location, message: String) -> CodecError {
     CodecError::Damaged {
-        path: path.to_path_buf(),
+        path: path.clone(),
         message,
     }
 }
@@ -150,7 +150,7 @@ pub fn build_checkpoints(
     index: &PageIndex,
     meta: &RecordingMeta,
     mapping: &ChannelMapping,
-    path: &std::path::Path,
+    path: &Location,
     stops: &[u64],
     mut at_stop: impl FnMut(u64, &Decoder) -> Result<(), CodecError>,
 ) -> Result<(), CodecError> {
@@ -250,29 +250,38 @@ pub fn restore_checkpoint(
     Ok(dec)
 }
 
-/// Writes seeded checkpoints for a stream of channel layout `mapping` into `dir` (a
+/// Writes seeded checkpoints for a stream of channel layout `mapping` at `rel` in `store` (a
 /// `checkpoints` group).
 pub fn write_checkpoints(
     stream: &dyn StreamBytes,
     index: &PageIndex,
     meta: &RecordingMeta,
     mapping: &ChannelMapping,
-    path: &std::path::Path,
-    dir: &std::path::Path,
+    path: &Location,
+    at: CheckpointsAt,
     interval: u64,
 ) -> Result<usize, CodecError> {
     let warmup = warmup_packets(index);
     let target = CheckpointTarget {
-        dir,
+        store: at.store,
+        rel: at.rel,
         interval,
         warmup,
     };
     write_seeded(stream, index, meta, mapping, path, &target)
 }
 
+/// Where checkpoints are written: a `checkpoints` group at archive-relative `rel`.
+#[derive(Clone, Copy)]
+pub struct CheckpointsAt<'a> {
+    pub store: &'a Store,
+    pub rel: &'a str,
+}
+
 /// Where and how `write_seeded` stores checkpoints.
 struct CheckpointTarget<'a> {
-    dir: &'a std::path::Path,
+    store: &'a Store,
+    rel: &'a str,
     interval: u64,
     warmup: u64,
 }
@@ -282,11 +291,12 @@ fn write_seeded(
     index: &PageIndex,
     meta: &RecordingMeta,
     mapping: &ChannelMapping,
-    path: &std::path::Path,
+    path: &Location,
     target: &CheckpointTarget,
 ) -> Result<usize, CodecError> {
     let CheckpointTarget {
-        dir,
+        store,
+        rel,
         interval,
         warmup,
     } = *target;
@@ -305,7 +315,7 @@ fn write_seeded(
     };
     let fp = current_fingerprint(mapping);
     let plan = plan_checkpoints(index, meta, interval);
-    let mut w = CheckpointWriter::create(dir, &fp, interval, warmup, plan.clone())?;
+    let mut w = CheckpointWriter::create(store, rel, &fp, interval, warmup, plan.clone())?;
     // One decode of the whole stream stops at every seed and every checkpoint. The
     // seed of checkpoint i is taken `warmup` packets before it; with close spacing it
     // can precede earlier checkpoints, so seeds wait in a queue.
@@ -351,7 +361,7 @@ pub struct OpusSource {
     meta: RecordingMeta,
     /// The OpusHead's channel layout, which every decoder is made with.
     mapping: ChannelMapping,
-    path: PathBuf,
+    path: Location,
     /// (packet, sample) at the start of spans 1..; span 0 starts at packet 0.
     positions: Vec<(u64, u64)>,
     starts: Vec<u64>,
@@ -399,15 +409,12 @@ impl OpusSource {
             Ok(Some(_)) => {
                 log::warn!(
                     "{}: checkpoints were made by a different libopus build; rebuilding them in memory (run `zarr-wavfs index` to store new ones)",
-                    path.display()
+                    path
                 );
                 None
             }
             Ok(None) => {
-                log::warn!(
-                    "{}: no checkpoints stored; rebuilding them in memory",
-                    path.display()
-                );
+                log::warn!("{}: no checkpoints stored; rebuilding them in memory", path);
                 None
             }
             Err(e) => {
@@ -739,7 +746,7 @@ mod tests {
     fn will_need_starts_reading_the_spans_pages() {
         let tmp = tempfile::tempdir().unwrap();
         let (_archive, store) = recording(tmp.path());
-        let chunk = store.dir().join("stream/c/0");
+        let chunk = store.local_dir().unwrap().join("stream/c/0");
         let src = OpusSource::open(Arc::new(store)).unwrap();
         assert!(src.span_starts().len() >= 9);
         // The pages of spans 4 and 5, and one well past them.
@@ -773,14 +780,15 @@ mod tests {
     fn residuals_correct_a_warm_up_too_short_to_converge() {
         let tmp = tempfile::tempdir().unwrap();
         let (_archive, store) = recording(tmp.path());
-        let dir = store.dir().join("checkpoints");
-        std::fs::remove_dir_all(&dir).unwrap();
+        let rel = format!("{}/checkpoints", store.path());
+        store.store().erase_prefix(&rel).unwrap();
         let index = store.read_index().unwrap();
         let mapping = store.read_opus_head().unwrap().mapping;
         // One packet of warm-up never rewrites CELT's whole history: every residual is
         // non-zero, and restoring must still give the true states.
         let target = CheckpointTarget {
-            dir: &dir,
+            store: store.store(),
+            rel: &rel,
             interval: 96_000,
             warmup: 1,
         };

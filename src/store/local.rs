@@ -1,0 +1,257 @@
+//! A local directory as a store: zarrs' `FilesystemStore` for arrays, plus the steps
+//! only a file system has (an atomic rename of a whole directory, durable writes,
+//! read-ahead hints to the kernel).
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use zarrs::filesystem::FilesystemStore;
+use zarrs::storage::ReadableWritableListableStorage;
+
+use super::{Location, Object, Published, StoreError};
+
+/// Directory (inside the archive) that holds the temporary files of atomic writes.
+pub(super) const TMP_DIR: &str = ".zarr-wavfs-staging";
+
+#[derive(Debug)]
+pub(super) struct LocalStore {
+    root: PathBuf,
+    fs: Arc<FilesystemStore>,
+}
+
+impl LocalStore {
+    pub(super) fn new(root: &Path) -> Result<Self, StoreError> {
+        let fs = FilesystemStore::new(root).map_err(|e| StoreError::Other {
+            at: root.into(),
+            message: e.to_string(),
+        })?;
+        Ok(LocalStore {
+            root: root.to_path_buf(),
+            fs: Arc::new(fs),
+        })
+    }
+
+    pub(super) fn zarr(&self) -> ReadableWritableListableStorage {
+        self.fs.clone()
+    }
+
+    pub(super) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        let rel = rel.trim_matches('/');
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rel)
+        }
+    }
+
+    pub(super) fn location(&self, rel: &str) -> Location {
+        Location::from(self.path(rel))
+    }
+
+    pub(super) fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        let p = self.path(key);
+        let read = || -> std::io::Result<Object> {
+            let f = std::fs::File::open(&p)?;
+            let modified = f.metadata()?.modified()?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut &f, &mut bytes)?;
+            Ok(Object {
+                bytes: bytes.into(),
+                modified,
+            })
+        };
+        match read() {
+            Ok(o) => Ok(Some(o)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // A directory where a key was expected: there is no such object.
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Ok(None),
+            Err(e) => Err(StoreError::io(p, e)),
+        }
+    }
+
+    /// Writes a sibling temporary file, flushes it and renames it over `key`.
+    pub(super) fn put_atomic(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let target = self.path(key);
+        let dir = target.parent().expect("a key has a parent").to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        let tmp_dir = self.root.join(TMP_DIR);
+        std::fs::create_dir_all(&tmp_dir).map_err(|e| StoreError::io(&tmp_dir, e))?;
+        let tmp = tmp_dir.join(format!("put-{}-{}", std::process::id(), unique()));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &target)?;
+            fsync_dir(&dir)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            StoreError::io(&target, e)
+        })
+    }
+
+    pub(super) fn list_dirs(&self, rel: &str) -> Result<Vec<String>, StoreError> {
+        let dir = self.path(rel);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(|e| StoreError::io(&dir, e))?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    pub(super) fn is_empty(&self, rel: &str) -> Result<bool, StoreError> {
+        let dir = self.path(rel);
+        match std::fs::read_dir(&dir) {
+            Ok(mut it) => Ok(it.next().is_none()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(StoreError::io(dir, e)),
+        }
+    }
+
+    pub(super) fn erase(&self, key: &str) -> Result<(), StoreError> {
+        let p = self.path(key);
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(p, e)),
+        }
+    }
+
+    pub(super) fn erase_prefix(&self, rel: &str) -> Result<(), StoreError> {
+        let p = self.path(rel);
+        match std::fs::remove_dir_all(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(p, e)),
+        }
+    }
+
+    pub(super) fn size_prefix(&self, rel: &str) -> u64 {
+        dir_size(&self.path(rel))
+    }
+
+    /// `posix_fadvise(WILLNEED)` on the part of the file `key` that holds `range`:
+    /// zarrs opens a file for every read, so the kernel's readahead, which follows one
+    /// open file, never sees a sequential reader's chunk reads as sequential.
+    pub(super) fn will_need(&self, key: &str, range: Range<u64>) {
+        if let Ok(file) = std::fs::File::open(self.path(key)) {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid open descriptor; fadvise only schedules reads.
+            unsafe {
+                libc::posix_fadvise(
+                    file.as_raw_fd(),
+                    range.start as libc::off_t,
+                    (range.end - range.start) as libc::off_t,
+                    libc::POSIX_FADV_WILLNEED,
+                );
+            }
+        }
+    }
+
+    /// Flushes `from` to disk, then renames it to `to` without replacing anything, or
+    /// with `replace` swaps the two (`renameat2(RENAME_EXCHANGE)`).
+    pub(super) fn publish(
+        &self,
+        from: &str,
+        to: &str,
+        replace: bool,
+    ) -> Result<Published, StoreError> {
+        let (from, to) = (self.path(from), self.path(to));
+        sync_tree(&from)?;
+        let parent = to.parent().expect("a target has a parent").to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(|e| StoreError::io(&parent, e))?;
+        let done = match renameat2(&from, &to, libc::RENAME_NOREPLACE) {
+            Ok(()) => Published::New,
+            Err(e)
+                if e.raw_os_error() == Some(libc::EEXIST)
+                    || e.raw_os_error() == Some(libc::ENOTEMPTY) =>
+            {
+                if !replace {
+                    return Ok(Published::Exists);
+                }
+                renameat2(&from, &to, libc::RENAME_EXCHANGE).map_err(|e| StoreError::io(&to, e))?;
+                Published::Replaced
+            }
+            Err(e) => return Err(StoreError::io(&to, e)),
+        };
+        fsync_dir(&parent).map_err(|e| StoreError::io(&parent, e))?;
+        Ok(done)
+    }
+}
+
+/// A name part that differs between calls and processes.
+pub(crate) fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-{}", t.as_nanos(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Bytes used by all files under `dir`.
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them as given.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            flags,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir).and_then(|f| f.sync_all())
+}
+
+/// Flushes every file and directory under `dir` to disk before it is published.
+fn sync_tree(dir: &Path) -> Result<(), StoreError> {
+    for e in std::fs::read_dir(dir)
+        .map_err(|e| StoreError::io(dir, e))?
+        .flatten()
+    {
+        let p = e.path();
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            sync_tree(&p)?;
+        } else {
+            std::fs::File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| StoreError::io(&p, e))?;
+        }
+    }
+    fsync_dir(dir).map_err(|e| StoreError::io(dir, e))
+}
