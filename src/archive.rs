@@ -4,6 +4,7 @@
 
 pub mod checkpoints;
 pub mod index;
+pub mod manifest;
 pub mod meta;
 pub mod ogg;
 pub mod opus_head;
@@ -17,6 +18,7 @@ use std::time::SystemTime;
 
 use crate::store::{Address, Location, Store, StoreError, StoreOptions};
 
+pub use manifest::{Manifest, ManifestUpdater};
 pub use meta::{CODECS, RecordingMeta, SampleKind, SourceInfo, parse_utc};
 pub use store::{RecordingStore, StreamBytes};
 
@@ -211,8 +213,36 @@ impl Archive {
         self.store.location(rel)
     }
 
-    /// The whole tree, folders first-level sorted by name.
+    /// The whole tree, each folder's entries sorted by name. A local archive is walked
+    /// (reading every node's `zarr.json` costs little on a disk, and sees a node edited
+    /// by hand); a remote one is read from its manifest when the manifest lists what
+    /// the folders hold, and walked otherwise.
     pub fn tree(&self) -> Result<Vec<Entry>, ArchiveError> {
+        if self.store.local_root().is_some() {
+            return self.walk();
+        }
+        let at = self.location(manifest::MANIFEST_KEY);
+        match Manifest::read(&self.store)? {
+            Some(m) if m.matches(&self.store)? => return Ok(m.entries(&self.store)),
+            Some(_) => log::warn!("{at}: the manifest is out of date; walking the archive"),
+            None if !self.store.is_listable() => {
+                return Err(ArchiveError::NotAnArchive {
+                    path: self.location(""),
+                    reason: format!(
+                        "no manifest ({}), and a web server cannot list the archive's \
+                         folders: run `zarr-wavfs manifest` on the archive where it can be \
+                         written",
+                        manifest::MANIFEST_KEY
+                    ),
+                });
+            }
+            None => log::info!("{at}: no manifest; walking the archive"),
+        }
+        self.walk()
+    }
+
+    /// The whole tree as stored, found by listing every folder (no manifest).
+    pub fn walk(&self) -> Result<Vec<Entry>, ArchiveError> {
         self.list("")
     }
 

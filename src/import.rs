@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::archive::ManifestUpdater;
 use crate::archive::index::{self, PageIndex};
 use crate::archive::opus_head::MAX_FAMILY1_CHANNELS;
 use crate::archive::samples::{Samples, chunk_frames_for};
@@ -16,6 +17,7 @@ use crate::codec::flac::{self, FlacEncoder, FlacError};
 use crate::codec::opus::{CheckpointsAt, OggOpusEncoder, write_checkpoints};
 use crate::input::{self, Block, InputError, InputReader, InputSpec, SampleKind as InKind};
 use crate::store::Location;
+use parking_lot::Mutex;
 
 /// Rates Opus encodes natively.
 pub const OPUS_RATES: [u32; 5] = [8000, 12000, 16000, 24000, 48000];
@@ -653,21 +655,28 @@ pub fn import_all(
     jobs: &[Job],
     opts: &ImportOptions,
     progress: &(dyn Fn(&Job, &Result<RecordingMeta, ImportError>) + Sync),
-) -> Vec<Result<RecordingMeta, ImportError>> {
+) -> Result<Vec<Result<RecordingMeta, ImportError>>, ImportError> {
     clean_stale_staging(archive);
+    let manifest = Mutex::new(ManifestUpdater::start(archive)?);
     // Files are imported in parallel; the cores left over (fewer files than cores) go
     // to each file's FLAC encoder.
     let opts = ImportOptions {
         encoder_threads: (rayon::current_num_threads() / jobs.len().max(1)).clamp(1, 64),
         ..opts.clone()
     };
-    jobs.par_iter()
+    let results = jobs
+        .par_iter()
         .map(|job| {
-            let r = import_one(archive, job, &opts);
+            let r = import_one(archive, job, &opts).and_then(|meta| {
+                manifest.lock().committed(&job.target, &meta)?;
+                Ok(meta)
+            });
             progress(job, &r);
             r
         })
-        .collect()
+        .collect();
+    manifest.into_inner().flush()?;
+    Ok(results)
 }
 
 #[cfg(test)]

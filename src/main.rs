@@ -166,6 +166,12 @@ enum Command {
         #[arg(long)]
         log: Option<PathBuf>,
     },
+    /// Rewrite the archive's manifest (the list of its folders and recordings that
+    /// mounts read in one request) by walking the archive; imports keep it up to date.
+    Manifest {
+        #[arg(value_parser = parse_address)]
+        archive: Address,
+    },
     /// Rebuild stored checkpoints with this build's libopus (all recordings, in parallel).
     Index {
         #[arg(value_parser = parse_address)]
@@ -213,8 +219,9 @@ fn parse_format(s: &str) -> Result<SampleFormat, String> {
 /// Subcommand names; anything else followed by two paths is mount(8)'s way of calling
 /// us (`mount -t fuse.zarr-wavfs ARCHIVE MOUNTPOINT -o OPTS` runs
 /// `zarr-wavfs ARCHIVE MOUNTPOINT -o OPTS`).
-const COMMANDS: [&str; 9] = [
+const COMMANDS: [&str; 10] = [
     "import",
+    "manifest",
     "ls",
     "info",
     "extract",
@@ -366,7 +373,7 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                     Err(e) => bar.suspend(|| eprintln!("zarr-wavfs: error: {e}")),
                 }
                 bar.inc(1);
-            });
+            })?;
             bar.finish_and_clear();
             let failed = results.iter().filter(|r| r.is_err()).count();
             if failed > 0 {
@@ -482,6 +489,17 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                 format,
             };
             zarr_wavfs::mount::mount(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manifest { archive } => {
+            let archive = Archive::open_at(&archive, store)?;
+            let tree = archive.walk()?;
+            let manifest = zarr_wavfs::archive::Manifest::from_entries(&tree);
+            manifest.write(archive.store())?;
+            println!(
+                "{}",
+                archive.location(zarr_wavfs::archive::manifest::MANIFEST_KEY)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::DecodeLimit { archive, recording } => {

@@ -41,7 +41,10 @@ fn wav_size(m: &RecordingMeta) -> u64 {
 
 /// "4.2 MiB stored, 57.1%": the audio's bytes on disk, and their share of the samples'
 /// own size (frames × channels × bytes of the served format).
-fn stored(bytes: u64, m: &RecordingMeta) -> String {
+fn stored(bytes: Option<u64>, m: &RecordingMeta) -> String {
+    let Some(bytes) = bytes else {
+        return "stored size unknown: the store cannot list".into();
+    };
     let raw = m.frames as f64 * f64::from(m.channels) * f64::from(served_format(None, m).bytes());
     format!(
         "{} stored, {:.1}%",
@@ -83,7 +86,13 @@ pub fn ls(archive: &Archive) -> Result<(String, bool), ArchiveError> {
                         m.sample_format,
                         m.codec,
                         format_bytes(wav_size(m)),
-                        stored(archive.audio_bytes(path), m)
+                        stored(
+                            archive
+                                .store()
+                                .is_listable()
+                                .then(|| archive.audio_bytes(path)),
+                            m
+                        )
                     );
                 }
                 Entry::Recording {
@@ -143,7 +152,11 @@ pub fn info(archive: &Archive, path: &str) -> Result<String, ArchiveError> {
     }
     let _ = writeln!(o, "WAV size served:      {} bytes", wav_size(m));
     let (audio, index, ckpt) = rec.disk_usage();
-    let _ = writeln!(o, "audio on disk:        {}", stored(audio, m));
+    let _ = writeln!(
+        o,
+        "audio on disk:        {}",
+        stored(rec.store().is_listable().then_some(audio), m)
+    );
     if m.codec == "pcm" {
         match rec.samples() {
             Ok(r) => {

@@ -250,20 +250,21 @@ impl RemoteStore {
         for _ in &objects {
             i.count();
         }
-        i.run(to, async {
+        // Each copy is bounded on its own: a recording may be thousands of objects.
+        runtime().block_on(
             futures::stream::iter(objects.into_iter().map(|m| {
                 let rest = m
                     .location
                     .as_ref()
                     .strip_prefix(&src_prefix)
-                    .unwrap_or_default();
+                    .unwrap_or_default()
+                    .to_string();
                 let target = ObjectPath::from(format!("{dst}{rest}"));
-                async move { i.client.copy(&m.location, &target).await }
+                async move { i.bounded(to, i.client.copy(&m.location, &target)).await }
             }))
             .buffer_unordered(8)
-            .try_for_each(|_| async { Ok(()) })
-            .await
-        })
+            .try_for_each(|_| async { Ok(()) }),
+        )
     }
 
     pub(super) fn is_empty(&self, rel: &str) -> Result<bool, StoreError> {
