@@ -117,6 +117,22 @@ impl S3Server {
         }
     }
 
+    /// SIGSTOP: the port stays open and the kernel still accepts connections, but no
+    /// request is answered until `resume` (a hung server, not a dead one: only a client
+    /// timeout ends a request). A no-op when not running.
+    pub fn pause(&self) {
+        if let Some(child) = &self.child {
+            unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+        }
+    }
+
+    /// SIGCONT after `pause`: the requests that waited are answered now.
+    pub fn resume(&self) {
+        if let Some(child) = &self.child {
+            unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
+        }
+    }
+
     /// Starts the server again on the same port, over the same data (killing it first
     /// if it still runs). Retries for a few seconds while the port is still taken.
     pub fn restart(&mut self) {
