@@ -144,10 +144,15 @@ impl Archive {
         let attrs = match node {
             store::Node::Group(attrs) => attrs,
             store::Node::Missing => {
-                return Err(ArchiveError::NotAnArchive {
-                    path: root,
-                    reason: "no zarr.json".into(),
-                });
+                // Say which part of a remote address is wrong.
+                let reason = match (address, store.is_empty("")) {
+                    (Address::S3 { .. }, Err(StoreError::NoSuchBucket { .. })) => {
+                        "no such bucket".into()
+                    }
+                    (Address::S3 { .. }, Ok(true)) => "nothing is stored under this prefix".into(),
+                    _ => "no zarr.json".into(),
+                };
+                return Err(ArchiveError::NotAnArchive { path: root, reason });
             }
             store::Node::Other => {
                 return Err(ArchiveError::NotAnArchive {

@@ -349,6 +349,7 @@ fn serve(
     signals: libc::sigset_t,
     ready: &mut Option<std::fs::File>,
 ) -> Result<(), MountError> {
+    let store = archive.store().clone();
     let fs = WavFs::new(archive, tree, fs_opts).map_err(io_err("starting worker threads"))?;
     let mut session = Session::new(fs, mountpoint, config)
         .map_err(io_err(format!("mounting on {}", mountpoint.display())))?;
@@ -391,7 +392,11 @@ fn serve(
     session
         .run()
         .map_err(io_err(format!("serving {}", mountpoint.display())))?;
-    log::info!("unmounted {}", mountpoint.display());
+    log::info!(
+        "unmounted {} ({} requests to the store)",
+        mountpoint.display(),
+        store.requests()
+    );
     Ok(())
 }
 

@@ -93,6 +93,8 @@ impl From<String> for Location {
 pub enum StoreError {
     #[error("{at}: not found")]
     NotFound { at: Location },
+    #[error("{at}: no such bucket")]
+    NoSuchBucket { at: Location },
     #[error("{at}: access denied ({message})")]
     Denied { at: Location, message: String },
     #[error("{at}: store unavailable ({message})")]

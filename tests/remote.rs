@@ -801,3 +801,65 @@ fn an_interrupted_s3_import_leaves_nothing_visible() {
         stdout(&verify)
     );
 }
+
+/// Unmounts `m` and waits for its daemon, which must exit cleanly.
+fn unmount(mut m: Mount) {
+    let st = Command::new("fusermount3")
+        .arg("-u")
+        .arg(&m.mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "fusermount3 -u {:?}", m.mnt);
+    let status = m.wait();
+    assert!(status.success(), "daemon exit {status}; log: {}", m.log());
+}
+
+#[test]
+fn two_daemons_serve_one_bucket_while_a_third_process_imports() {
+    if !fuse_available() {
+        return;
+    }
+    let fx = Setup::new();
+    import_fixture(Some(&fx.s3), &"s3://lab/a.zarr");
+    // Two daemons standing in for two machines, each with its own cache.
+    let a = mount_s3(&fx.s3, &[], "s3://lab/a.zarr", fx.dir.path(), "a", &[]);
+    let b = mount_s3(&fx.s3, &[], "s3://lab/a.zarr", fx.dir.path(), "b", &[]);
+    let long = fx.dir.path().join("long.wav");
+    common::write_wav(&long, 48_000, 2, 16, false, 48_000 * 20);
+    std::thread::scope(|s| {
+        let importer = s.spawn(|| zw_ok(Some(&fx.s3), &[&"import", &"s3://lab/a.zarr", &long]));
+        // Both read every file while the import writes into the same bucket.
+        for (rec, file) in FIXTURE {
+            let oracle = fx.oracle(rec);
+            let (x, y) = (
+                std::fs::read(a.path(file)).unwrap(),
+                std::fs::read(b.path(file)).unwrap(),
+            );
+            assert!(
+                x == oracle && y == oracle,
+                "{file}: the two mounts differ from the oracle"
+            );
+        }
+        importer.join().unwrap();
+    });
+    // The import's staged objects are invisible; after a remount both see the new
+    // recording, with the same bytes as the local import of the same file.
+    for m in [&a, &b] {
+        assert!(!m.path("long.wav").exists(), "seen before the remount");
+    }
+    unmount(a);
+    unmount(b);
+    zw_ok(None, &[&"import", &fx.local, &long]);
+    let oracle = fx.oracle("long");
+    let a = mount_s3(&fx.s3, &[], "s3://lab/a.zarr", fx.dir.path(), "a", &[]);
+    let b = mount_s3(&fx.s3, &[], "s3://lab/a.zarr", fx.dir.path(), "b", &[]);
+    for m in [&a, &b] {
+        assert!(
+            std::fs::read(m.path("long.wav")).unwrap() == oracle,
+            "{:?}: the new recording differs from the local import",
+            m.mnt
+        );
+    }
+    unmount(a);
+    unmount(b);
+}

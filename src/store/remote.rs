@@ -386,6 +386,12 @@ impl Inner {
                 at,
                 message: first_line(&source.to_string()),
             },
+            // object_store reports S3's 404 on a listing as a generic error.
+            object_store::Error::Generic { source, .. }
+                if source.to_string().contains("<Code>NoSuchBucket</Code>") =>
+            {
+                StoreError::NoSuchBucket { at }
+            }
             object_store::Error::Generic { source, .. } => StoreError::Unavailable {
                 at,
                 message: first_line(&source.to_string()),
