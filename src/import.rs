@@ -656,6 +656,12 @@ pub fn import_all(
     opts: &ImportOptions,
     progress: &(dyn Fn(&Job, &Result<RecordingMeta, ImportError>) + Sync),
 ) -> Result<Vec<Result<RecordingMeta, ImportError>>, ImportError> {
+    if !archive.store().is_writable() {
+        return Err(ArchiveError::from(crate::store::StoreError::ReadOnly {
+            at: archive.location(""),
+        })
+        .into());
+    }
     clean_stale_staging(archive);
     let manifest = Mutex::new(ManifestUpdater::start(archive)?);
     // Files are imported in parallel; the cores left over (fewer files than cores) go

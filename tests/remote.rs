@@ -863,3 +863,77 @@ fn two_daemons_serve_one_bucket_while_a_third_process_imports() {
     unmount(a);
     unmount(b);
 }
+
+#[test]
+fn an_archive_on_a_web_server_reads_and_mounts_like_the_local_one() {
+    let fx = Setup::new();
+    let web = common::servers::Nginx::start(fx.dir.path());
+    let url = web.file_url("local.zarr");
+    // Over HTTP the tree comes from the manifest the imports wrote.
+    assert_eq!(
+        zw_ok(None, &[&"ls", &url]),
+        zw_ok(None, &[&"ls", &fx.local])
+            .split(|&b| b == b'\n')
+            .map(|l| {
+                // The stored sizes need a listing, which a web server cannot give.
+                let l = String::from_utf8_lossy(l);
+                match l.find(" (") {
+                    Some(i) => format!("{} (stored size unknown: the store cannot list)", &l[..i]),
+                    None => l.into_owned(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            .into_bytes()
+    );
+    for (rec, _) in FIXTURE {
+        assert!(
+            zw_ok(None, &[&"extract", &url, &rec, &"-o", &"-"]) == fx.oracle(rec),
+            "{rec}: extract over HTTP differs"
+        );
+    }
+    let o = zw(None, &[&"verify", &url]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Read-only: an import fails at once, and says why.
+    let o = zw(
+        None,
+        &[&"import", &url, &Path::new(TESTDATA).join("sweep.opus")],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("read-only"), "{}", stderr(&o));
+    if fuse_available() {
+        let mnt = fx.dir.path().join("web");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let log = fx.dir.path().join("web.log");
+        zw_ok(None, &[&"mount", &url, &mnt, &"--log", &log]);
+        let m = Mount {
+            child: None,
+            mnt: mnt.canonicalize().unwrap(),
+            log,
+        };
+        for (rec, file) in FIXTURE {
+            assert!(
+                std::fs::read(m.path(file)).unwrap() == fx.oracle(rec),
+                "{file}: served over HTTP differs"
+            );
+        }
+        let st = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&m.mnt)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    // Without a manifest a web server's archive cannot be listed: one clear line.
+    std::fs::remove_file(fx.local.join(".zarr-wavfs-manifest.json")).unwrap();
+    let o = zw(None, &[&"ls", &url]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no manifest") && stderr(&o).lines().count() == 1,
+        "{}",
+        stderr(&o)
+    );
+    // `manifest` on the local copy makes it servable again.
+    zw_ok(None, &[&"manifest", &fx.local]);
+    zw_ok(None, &[&"ls", &url]);
+}
