@@ -352,6 +352,21 @@ impl Archive {
         RecordingStore::open(&self.store, &path, meta)
     }
 
+    /// Opens the recording at `path` whose metadata the caller listed (from `tree`).
+    /// A remote store takes it at its word, saving a round trip per open (the arrays'
+    /// shapes and the index digest are still checked against it); a local one reads
+    /// it again, so a recording replaced since the listing is noticed.
+    pub fn recording_as_listed(
+        &self,
+        path: &str,
+        listed: &RecordingMeta,
+    ) -> Result<RecordingStore, ArchiveError> {
+        if self.store.local_root().is_some() {
+            return self.recording(path);
+        }
+        RecordingStore::open(&self.store, path, listed.clone())
+    }
+
     /// Whether a node (of any kind) exists at archive-relative `path`.
     pub fn exists(&self, path: &str) -> Result<bool, ArchiveError> {
         Ok(!matches!(

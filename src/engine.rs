@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use span_cache::Claim;
 pub use span_cache::SpanCache;
 
-use crate::archive::{Archive, RecordingMeta};
+use crate::archive::{Archive, RecordingMeta, RecordingStore};
 use crate::codec::flac::FlacSource;
 use crate::codec::opus::OpusSource;
 use crate::codec::pcm::PcmSource;
@@ -57,7 +57,21 @@ impl Engine {
 
     /// Opens the recording at archive-relative `path` for reading.
     pub fn open(&self, archive: &Archive, path: &str) -> Result<Recording, CodecError> {
-        let store = Arc::new(archive.recording(path)?);
+        self.open_store(archive.recording(path)?)
+    }
+
+    /// Opens a recording listed with `meta` (see `Archive::recording_as_listed`).
+    pub fn open_listed(
+        &self,
+        archive: &Archive,
+        path: &str,
+        meta: &RecordingMeta,
+    ) -> Result<Recording, CodecError> {
+        self.open_store(archive.recording_as_listed(path, meta)?)
+    }
+
+    fn open_store(&self, store: RecordingStore) -> Result<Recording, CodecError> {
+        let store = Arc::new(store);
         let meta = store.meta().clone();
         let source: Arc<dyn SpanSource> = match meta.codec.as_str() {
             "pcm" => Arc::new(PcmSource::open(store)?),

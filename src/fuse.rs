@@ -184,7 +184,7 @@ impl Shared {
         let info = file.as_ref().map_err(Clone::clone)?;
         let rec = self
             .engine
-            .open(&self.archive, path)
+            .open_listed(&self.archive, path, &info.meta)
             .map_err(|e| e.to_string())?;
         let wav = Arc::new(WavFile::whole(rec, info.layout.format).map_err(|e| e.to_string())?);
         // `stat` answered from the metadata read at mount time; serving anything else

@@ -241,6 +241,15 @@ impl Store {
         }
     }
 
+    /// `list_dirs` of each of `rels`, in order; a remote store lists them concurrently
+    /// (a mount checks every folder of its manifest this way).
+    pub fn list_dirs_many(&self, rels: &[&str]) -> Vec<Result<Vec<String>, StoreError>> {
+        match &*self.backend {
+            Backend::Local(l) => rels.iter().map(|r| l.list_dirs(r)).collect(),
+            Backend::Remote(r) => r.list_dirs_many(rels),
+        }
+    }
+
     /// Whether nothing is stored below `rel` (a local directory that does not exist
     /// counts as empty). A store that cannot list: `Unsupported`.
     pub fn is_empty(&self, rel: &str) -> Result<bool, StoreError> {

@@ -164,15 +164,16 @@ impl Manifest {
         if !store.is_listable() {
             return Ok(true);
         }
-        let folders = std::iter::once("").chain(
-            self.nodes
-                .values()
-                .filter(|n| n.recording.is_none())
-                .map(|n| n.path.as_str()),
-        );
-        for f in folders {
-            let mut listed: Vec<String> = store
-                .list_dirs(f)?
+        let folders: Vec<&str> = std::iter::once("")
+            .chain(
+                self.nodes
+                    .values()
+                    .filter(|n| n.recording.is_none())
+                    .map(|n| n.path.as_str()),
+            )
+            .collect();
+        for (f, listed) in folders.iter().zip(store.list_dirs_many(&folders)) {
+            let mut listed: Vec<String> = listed?
                 .into_iter()
                 .filter(|n| !n.starts_with('.') && !n.starts_with("__"))
                 .collect();

@@ -33,6 +33,8 @@ use zarrs::storage::{
 use super::address::{Address, RemoteOptions};
 use super::{Location, Object, StoreError, StoreOptions};
 
+/// Folder listings asked for at once.
+const LISTINGS_IN_FLIGHT: usize = 32;
 /// Read-ahead ranges kept at most, and their total bytes.
 const READ_AHEAD_ENTRIES: usize = 64;
 const READ_AHEAD_BYTES: u64 = 64 << 20;
@@ -212,6 +214,37 @@ impl RemoteStore {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    pub(super) fn list_dirs_many<'a>(
+        &self,
+        rels: &[&'a str],
+    ) -> Vec<Result<Vec<String>, StoreError>> {
+        let i = &self.inner;
+        if !i.listable {
+            return rels.iter().map(|r| self.list_dirs(r)).collect();
+        }
+        let one = |rel: &'a str| {
+            let dir = i.path(rel);
+            i.count();
+            async move {
+                let list = i
+                    .bounded(rel, i.client.list_with_delimiter(Some(&dir)))
+                    .await?;
+                let mut names: Vec<String> = list
+                    .common_prefixes
+                    .iter()
+                    .filter_map(|p| p.filename().map(str::to_string))
+                    .collect();
+                names.sort();
+                Ok(names)
+            }
+        };
+        runtime().block_on(
+            futures::stream::iter(rels.iter().map(|r| one(r)))
+                .buffered(LISTINGS_IN_FLIGHT)
+                .collect(),
+        )
     }
 
     pub(super) fn erase_prefix(&self, rel: &str) -> Result<(), StoreError> {
