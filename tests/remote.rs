@@ -937,3 +937,56 @@ fn an_archive_on_a_web_server_reads_and_mounts_like_the_local_one() {
     zw_ok(None, &[&"manifest", &fx.local]);
     zw_ok(None, &[&"ls", &url]);
 }
+
+#[test]
+fn credentials_come_from_an_aws_profile_like_the_aws_cli_s() {
+    let fx = Setup::new();
+    import_fixture(Some(&fx.s3), &"s3://lab/a.zarr");
+    let aws = fx.dir.path().join("aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(
+        aws.join("credentials"),
+        format!(
+            "[default]\naws_access_key_id = nobody\naws_secret_access_key = wrong\n\n\
+             [lab]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            fx.s3.access_key, fx.s3.secret_key
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        aws.join("config"),
+        format!(
+            "[profile lab]\nregion = {}\nendpoint_url = {}\n",
+            fx.s3.region, fx.s3.endpoint
+        ),
+    )
+    .unwrap();
+    let ls = |profile: Option<&str>, flag: bool| {
+        // No AWS_* settings at all but the files: what a user with ~/.aws has.
+        let mut c = zw_command(None);
+        c.env("AWS_SHARED_CREDENTIALS_FILE", aws.join("credentials"))
+            .env("AWS_CONFIG_FILE", aws.join("config"));
+        match (profile, flag) {
+            (Some(p), false) => {
+                c.env("AWS_PROFILE", p);
+            }
+            (Some(p), true) => {
+                c.args(["--profile", p, "--endpoint-url", &fx.s3.endpoint]);
+            }
+            (None, _) => {
+                c.args(["--endpoint-url", &fx.s3.endpoint]);
+            }
+        }
+        c.args(["ls", "s3://lab/a.zarr"]).output().unwrap()
+    };
+    let want = zw_ok(Some(&fx.s3), &[&"ls", &"s3://lab/a.zarr"]);
+    for (profile, flag) in [(Some("lab"), false), (Some("lab"), true)] {
+        let o = ls(profile, flag);
+        assert!(o.status.success(), "{profile:?} {flag}: {}", stderr(&o));
+        assert_eq!(o.stdout, want);
+    }
+    // The default profile's key is wrong: denied, in one line.
+    let o = ls(None, false);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("denied"), "{}", stderr(&o));
+}

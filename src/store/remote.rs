@@ -105,11 +105,9 @@ impl RemoteStore {
             match address {
                 Address::S3 { bucket, prefix } => {
                     let builder = s3_builder(bucket, &options.remote)?;
-                    let allow_http = options
-                        .remote
-                        .endpoint
-                        .clone()
-                        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+                    // Plain http only to an endpoint given as such (from wherever).
+                    let allow_http = builder
+                        .get_config_value(&object_store::aws::AmazonS3ConfigKey::Endpoint)
                         .is_some_and(|e| e.starts_with("http://"));
                     let s3 = builder
                         .with_client_options(client_options(allow_http))
