@@ -176,14 +176,6 @@ impl Store {
         Ok(Store { backend, zarr })
     }
 
-    /// A local directory as a store.
-    pub fn local(root: impl AsRef<Path>) -> Result<Store, StoreError> {
-        Self::open(
-            &Address::Local(root.as_ref().to_path_buf()),
-            &StoreOptions::default(),
-        )
-    }
-
     /// The storage zarrs reads and writes arrays and groups through (node paths are
     /// archive-relative with a leading `/`).
     pub fn zarr(&self) -> ReadableWritableListableStorage {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::Lcg;
 use common::mount::{Mount, fuse_available, is_mounted, wait_until};
 use common::{run, stderr};
 use zarr_wavfs::archive::Archive;
@@ -145,21 +146,6 @@ fn tree_stat_and_whole_files_match_extract_and_the_oracle() {
     let md = std::fs::metadata(m.path("20250601_040000.wav")).unwrap();
     assert_eq!(md.mtime(), 1_748_750_400);
     assert!(std::fs::metadata(m.path("nope.wav")).is_err());
-}
-
-/// A small deterministic generator, so failures reproduce.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 11
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 #[test]

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Lcg;
 use common::mount::{Mount, fuse_available, is_mounted, wait_until};
 use common::servers::S3Server;
 use common::{stderr, stdout};
@@ -271,21 +272,6 @@ fn open_direct(path: &Path) -> std::io::Result<File> {
         .read(true)
         .custom_flags(libc::O_DIRECT)
         .open(path)
-}
-
-/// A small deterministic generator, so failures reproduce.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 11
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 #[test]

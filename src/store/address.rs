@@ -65,10 +65,6 @@ impl Address {
         }
         Ok(Address::Local(PathBuf::from(s)))
     }
-
-    pub fn is_local(&self) -> bool {
-        matches!(self, Address::Local(_))
-    }
 }
 
 impl std::fmt::Display for Address {

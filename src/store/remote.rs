@@ -195,23 +195,7 @@ impl RemoteStore {
     }
 
     pub(super) fn list_dirs(&self, rel: &str) -> Result<Vec<String>, StoreError> {
-        let i = &self.inner;
-        if !i.listable {
-            return Err(StoreError::Unsupported {
-                at: self.location(rel),
-                message: "a web server cannot list its files".into(),
-            });
-        }
-        let dir = i.path(rel);
-        i.count();
-        let list = i.run(rel, i.client.list_with_delimiter(Some(&dir)))?;
-        let mut names: Vec<String> = list
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_string))
-            .collect();
-        names.sort();
-        Ok(names)
+        self.list_dirs_many(&[rel]).pop().expect("one listing")
     }
 
     pub(super) fn list_dirs_many<'a>(
@@ -219,8 +203,8 @@ impl RemoteStore {
         rels: &[&'a str],
     ) -> Vec<Result<Vec<String>, StoreError>> {
         let i = &self.inner;
-        if !i.listable {
-            return rels.iter().map(|r| self.list_dirs(r)).collect();
+        if let Err(e) = self.require_listing(rels.first().copied().unwrap_or("")) {
+            return rels.iter().map(|_| Err(e.clone())).collect();
         }
         let one = |rel: &'a str| {
             let dir = i.path(rel);
@@ -298,14 +282,21 @@ impl RemoteStore {
         )
     }
 
-    pub(super) fn is_empty(&self, rel: &str) -> Result<bool, StoreError> {
-        let i = &self.inner;
-        if !i.listable {
-            return Err(StoreError::Unsupported {
+    /// `Unsupported` for a store that cannot list (a web server).
+    fn require_listing(&self, rel: &str) -> Result<(), StoreError> {
+        if self.inner.listable {
+            Ok(())
+        } else {
+            Err(StoreError::Unsupported {
                 at: self.location(rel),
                 message: "a web server cannot list its files".into(),
-            });
+            })
         }
+    }
+
+    pub(super) fn is_empty(&self, rel: &str) -> Result<bool, StoreError> {
+        let i = &self.inner;
+        self.require_listing(rel)?;
         let dir = i.path(rel);
         i.count();
         let first = i.run(rel, async {
