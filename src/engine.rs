@@ -19,6 +19,19 @@ use crate::wav::{SampleFormat, encode_f32, encode_i16, encode_i32};
 /// Default bound of the span cache.
 pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 
+/// Makes glibc allocate every block of 128 KiB or more (decoded spans: 288 KiB for 3 s
+/// of mono) with mmap, so an evicted span goes back to the system. By default glibc
+/// raises that threshold to the largest block freed so far (up to 32 MiB); spans then
+/// come from heap arenas that seldom shrink, and a daemon's resident size drifted to
+/// `--cache-size` + 150 MiB (docs/BENCHMARKS.md).
+pub fn fixed_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; call before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
+}
+
 /// Shared state for reading many recordings: the span cache.
 pub struct Engine {
     cache: Arc<SpanCache>,

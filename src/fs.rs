@@ -1,11 +1,17 @@
-//! The mounted file system without FUSE: the inode tree with its file names and sizes,
-//! and the per-open-file prefetch policy. `fuse` adapts it to the kernel; tests can
-//! drive it directly.
+//! The file system without a front end: the inode tree with its file names and sizes,
+//! the open files with their per-reader prefetch policy, and the one error type.
+//! `fuse` adapts it to the kernel and `serve` to HTTP; tests can drive it directly.
 
+mod error;
+mod filesystem;
 mod names;
 mod prefetch;
 mod tree;
+mod workers;
 
+pub use error::FsError;
+pub use filesystem::{FileSystem, FsOptions, OpenFile};
 pub use names::shown_name;
 pub use prefetch::SequentialDetector;
 pub use tree::{FileInfo, Ino, Node, NodeKind, ROOT, Tree};
+pub use workers::{Workers, guarded};

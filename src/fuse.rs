@@ -1,4 +1,4 @@
-//! The FUSE adapter: kernel requests → the `fs` tree and `WavFile` reads.
+//! The FUSE adapter: kernel requests → the `fs` core's tree, opens and reads.
 //!
 //! Callbacks run on fuser's request threads and only look things up; opens and reads
 //! go to a pool of worker threads that reply when done, so a cold decode of one file
@@ -7,12 +7,9 @@
 //! request answered with EIO (fuser sends EIO for a reply dropped unsent), and the
 //! daemon keeps serving.
 
-mod workers;
-
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -25,12 +22,7 @@ use fuser::{
 };
 use parking_lot::Mutex;
 
-use crate::archive::Archive;
-use crate::engine::Engine;
-use crate::fs::{Ino, Node, NodeKind, SequentialDetector, Tree};
-use crate::wav::SampleFormat;
-use crate::wav_file::WavFile;
-use workers::Workers;
+use crate::fs::{FileSystem, FsError, Ino, Node, NodeKind, OpenFile, Tree, Workers, guarded};
 
 /// Attributes and entries never change while mounted; the kernel may keep them long.
 const TTL: Duration = Duration::from_secs(24 * 3600);
@@ -44,17 +36,9 @@ thread_local! {
     static REPLY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Upper bound of the sequential prefetch window, in spans.
-const MAX_PREFETCH_SPANS: usize = 16;
-/// Opened recordings kept without open handles before unused ones are forgotten.
-const MAX_OPEN_RECORDINGS: usize = 256;
-
-/// Settings of one mount.
+/// Settings of the FUSE side of a mount.
 #[derive(Debug, Clone)]
-pub struct FsOptions {
-    /// Served sample format; None: each recording's own.
-    pub format: Option<SampleFormat>,
-    pub cache_bytes: usize,
+pub struct FuseOptions {
     /// Worker threads serving opens and reads.
     pub threads: usize,
     /// Owner of every node.
@@ -68,51 +52,37 @@ pub struct WavFs {
 }
 
 struct Shared {
-    archive: Archive,
-    tree: Tree,
-    engine: Engine,
-    opts: FsOptions,
-    /// Opened recordings, kept for the life of the mount so their spans stay cached.
-    files: Mutex<HashMap<Ino, Arc<WavFile>>>,
-    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    fs: FileSystem,
+    opts: FuseOptions,
+    handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_fh: AtomicU64,
-    /// Inodes whose failure was logged already (each is logged once).
-    reported: Mutex<HashSet<Ino>>,
 }
 
-struct Handle {
-    ino: Ino,
-    file: Arc<WavFile>,
-    detector: Mutex<SequentialDetector>,
+/// The one translation of the core's errors into errnos.
+fn errno(e: &FsError) -> Errno {
+    match e {
+        FsError::NotFound => Errno::ENOENT,
+        FsError::IsDir => Errno::EISDIR,
+        FsError::NotDir => Errno::ENOTDIR,
+        FsError::Unservable { .. }
+        | FsError::Changed { .. }
+        | FsError::Layout { .. }
+        | FsError::Codec { .. }
+        | FsError::Internal => Errno::EIO,
+    }
 }
 
 impl WavFs {
-    /// The file system over `tree` (built from `archive` with `opts.format`); starts
-    /// the worker threads.
-    pub fn new(archive: Archive, tree: Tree, opts: FsOptions) -> std::io::Result<Self> {
-        log::info!(
-            "{}: {} folders and recordings, {} bytes of WAV; cache {} MiB, {} threads, {}",
-            archive.address(),
-            tree.len() - 1,
-            tree.total_bytes(),
-            opts.cache_bytes >> 20,
-            opts.threads,
-            opts.format
-                .map_or("formats as recorded", SampleFormat::name)
-        );
+    /// The FUSE file system over `fs`; starts the worker threads.
+    pub fn new(fs: FileSystem, opts: FuseOptions) -> std::io::Result<Self> {
+        log::info!("{} FUSE worker threads", opts.threads);
         let workers = Workers::new(opts.threads)?;
-        let engine = Engine::new(opts.cache_bytes);
-        engine.prepare(tree.metas());
         Ok(WavFs {
             shared: Arc::new(Shared {
-                engine,
-                archive,
-                tree,
+                fs,
                 opts,
-                files: Mutex::new(HashMap::new()),
                 handles: Mutex::new(HashMap::new()),
                 next_fh: AtomicU64::new(1),
-                reported: Mutex::new(HashSet::new()),
             }),
             workers,
         })
@@ -121,18 +91,15 @@ impl WavFs {
     /// Runs `f` on a worker thread.
     fn spawn(&self, what: &'static str, f: impl FnOnce(&Shared) + Send + 'static) {
         let shared = self.shared.clone();
-        self.workers.spawn(move || guarded(what, || f(&shared)));
-    }
-}
-
-/// Runs `f`, logging a panic instead of letting it unwind further.
-fn guarded(what: &str, f: impl FnOnce()) {
-    if catch_unwind(AssertUnwindSafe(f)).is_err() {
-        log::error!("internal error (panic) while serving {what}; answered EIO");
+        self.workers.spawn(what, move || f(&shared));
     }
 }
 
 impl Shared {
+    fn tree(&self) -> &Tree {
+        self.fs.tree()
+    }
+
     fn attr(&self, ino: Ino, node: &Node) -> FileAttr {
         let (kind, perm, size, nlink) = match &node.kind {
             NodeKind::Dir { subdirs, .. } => (FileType::Directory, 0o555, 0, 2 + subdirs),
@@ -160,77 +127,12 @@ impl Shared {
         }
     }
 
-    /// Logs a failure of inode `ino` the first time only.
-    fn report(&self, ino: Ino, err: &dyn std::fmt::Display) {
-        let path = match self.tree.get(ino).map(|n| &n.kind) {
-            Some(NodeKind::File { path, .. }) => path.as_str(),
-            _ => "?",
-        };
-        if self.reported.lock().insert(ino) {
-            log::error!("recording {path}: answering EIO: {err}");
-        } else {
-            log::debug!("recording {path}: {err}");
-        }
-    }
-
-    /// The opened recording behind `ino`, opening it on first use.
-    fn file(&self, ino: Ino) -> Result<Arc<WavFile>, String> {
-        if let Some(f) = self.files.lock().get(&ino) {
-            return Ok(f.clone());
-        }
-        let Some(NodeKind::File { path, file }) = self.tree.get(ino).map(|n| &n.kind) else {
-            return Err("not a recording".into());
-        };
-        let info = file.as_ref().map_err(Clone::clone)?;
-        let rec = self
-            .engine
-            .open_listed(&self.archive, path, &info.meta)
-            .map_err(|e| e.to_string())?;
-        let wav = Arc::new(WavFile::whole(rec, info.layout.format).map_err(|e| e.to_string())?);
-        // `stat` answered from the metadata read at mount time; serving anything else
-        // (the recording was replaced since) would give a file that contradicts its size.
-        if wav.recording().meta() != &info.meta || wav.layout() != &info.layout {
-            return Err("the recording changed since the mount; remount to see it".into());
-        }
-        let mut files = self.files.lock();
-        let wav = files.entry(ino).or_insert(wav).clone();
-        if files.len() > MAX_OPEN_RECORDINGS {
-            // Forget recordings no handle uses, so scanning a huge archive does not
-            // keep every index in memory; they are reopened on demand.
-            files.retain(|&i, f| i == ino || Arc::strong_count(f) > 1);
-        }
-        Ok(wav)
-    }
-
-    fn read(&self, handle: &Handle, offset: u64, size: u32, reply: ReplyData) {
-        let file = &handle.file;
-        let rec = file.recording();
-        let spans = rec.span_count();
-        let span_bytes =
-            (rec.frames() * u64::from(rec.channels()) * 2 / spans.max(1) as u64).max(1) as usize;
-        // Keep the prefetched spans well inside the cache so they are not evicted
-        // before the reader gets to them.
-        let max_window = (self.opts.cache_bytes / (4 * span_bytes)).min(MAX_PREFETCH_SPANS);
-        let advice = handle.detector.lock().on_read(
-            offset,
-            u64::from(size),
-            file.last_span(offset, u64::from(size)),
-            spans,
-            max_window,
-            span_bytes as u64,
-        );
-        rec.prefetch(advice.prefetch);
-        // The kernel keeps what it was served (FOPEN_KEEP_CACHE): spans the reader has
-        // passed need not stay decoded here too.
-        rec.release(advice.passed);
+    fn read(&self, handle: &OpenFile, offset: u64, size: u32, reply: ReplyData) {
         REPLY.with_borrow_mut(|out| {
             out.clear();
-            match file.read_at(offset, u64::from(size), out) {
+            match self.fs.read(handle, offset, u64::from(size), out) {
                 Ok(()) => reply.data(out),
-                Err(e) => {
-                    self.report(handle.ino, &e);
-                    reply.error(Errno::EIO);
-                }
+                Err(e) => reply.error(errno(&e)),
             }
         });
     }
@@ -252,8 +154,8 @@ impl Filesystem for WavFs {
             let s = &self.shared;
             let found = name
                 .to_str()
-                .and_then(|n| s.tree.lookup(parent.0, n))
-                .and_then(|ino| Some((ino, s.tree.get(ino)?)));
+                .and_then(|n| s.tree().lookup(parent.0, n))
+                .and_then(|ino| Some((ino, s.tree().get(ino)?)));
             match found {
                 Some((ino, node)) => reply.entry(&TTL, &s.attr(ino, node), Generation(0)),
                 None => reply.error(Errno::ENOENT),
@@ -262,7 +164,7 @@ impl Filesystem for WavFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        guarded("getattr", || match self.shared.tree.get(ino.0) {
+        guarded("getattr", || match self.shared.tree().get(ino.0) {
             Some(node) => reply.attr(&TTL, &self.shared.attr(ino.0, node)),
             None => reply.error(Errno::ENOENT),
         })
@@ -277,7 +179,7 @@ impl Filesystem for WavFs {
         mut reply: ReplyDirectory,
     ) {
         guarded("readdir", || {
-            let tree = &self.shared.tree;
+            let tree = self.shared.tree();
             let Some(node) = tree.get(ino.0) else {
                 return reply.error(Errno::ENOENT);
             };
@@ -312,28 +214,20 @@ impl Filesystem for WavFs {
             return reply.error(Errno::EROFS);
         }
         let ino = ino.0;
-        match self.shared.tree.get(ino).map(|n| &n.kind) {
+        match self.shared.tree().get(ino).map(|n| &n.kind) {
             Some(NodeKind::File { .. }) => {}
             Some(NodeKind::Dir { .. }) => return reply.error(Errno::EISDIR),
             None => return reply.error(Errno::ENOENT),
         }
         // Opening reads the recording's index and checkpoints: not on the request thread.
-        self.spawn("open", move |s| match s.file(ino) {
+        self.spawn("open", move |s| match s.fs.open(ino) {
             Ok(file) => {
                 let fh = s.next_fh.fetch_add(1, Ordering::Relaxed);
-                let handle = Handle {
-                    ino,
-                    file,
-                    detector: Mutex::new(SequentialDetector::new()),
-                };
-                s.handles.lock().insert(fh, Arc::new(handle));
+                s.handles.lock().insert(fh, Arc::new(file));
                 // The content never changes while mounted: keep the page cache.
                 reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
             }
-            Err(e) => {
-                s.report(ino, &e);
-                reply.error(Errno::EIO);
-            }
+            Err(e) => reply.error(errno(&e)),
         });
     }
 
@@ -391,13 +285,13 @@ impl Filesystem for WavFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let t = &self.shared.tree;
+        let t = self.shared.tree();
         let blocks = t.total_bytes().div_ceil(4096);
         reply.statfs(blocks, 0, 0, t.len() as u64, 0, 4096, 255, 4096);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        if self.shared.tree.get(ino.0).is_none() {
+        if self.shared.tree().get(ino.0).is_none() {
             reply.error(Errno::ENOENT)
         } else if mask.contains(AccessFlags::W_OK) {
             reply.error(Errno::EROFS)

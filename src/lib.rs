@@ -19,6 +19,7 @@ pub mod import;
 pub mod input;
 pub mod mount;
 pub mod ops;
+pub mod serve;
 pub mod store;
 pub mod syslog;
 #[cfg(test)]

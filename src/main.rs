@@ -166,6 +166,34 @@ enum Command {
         #[arg(long)]
         log: Option<PathBuf>,
     },
+    /// Serve the archive over HTTP: every recording as NAME.wav (Range requests,
+    /// segments as ?start=&end=), folder pages with a player and spectrograms, JSON
+    /// listings. Stops cleanly on SIGINT or SIGTERM.
+    Serve {
+        #[arg(value_parser = parse_address)]
+        archive: Address,
+        /// Address and port to listen on; port 0 picks a free one. Anything but a
+        /// loopback address serves the archive to the network: nothing is password
+        /// protected.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Bound of the decoded-audio cache, e.g. 256MiB or 1G.
+        #[arg(long, default_value = "256MiB", value_parser = zarr_wavfs::mount::parse_size)]
+        cache_size: usize,
+        /// Worker threads opening and reading recordings.
+        #[arg(long, default_value_t = 16)]
+        threads: usize,
+        /// Sample format of every served WAV file (default: each recording's own).
+        #[arg(long, value_parser = parse_format)]
+        format: Option<SampleFormat>,
+        /// Allow browsers on pages of ORIGIN (or `*`) to read the archive (CORS).
+        #[arg(long, value_name = "ORIGIN")]
+        cors: Option<String>,
+        /// Seconds a client may take to send a request's headers, or leave a response
+        /// unread, before its connection is closed.
+        #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+        client_timeout: f64,
+    },
     /// Rewrite the archive's manifest (the list of its folders and recordings that
     /// mounts read in one request) by walking the archive; imports keep it up to date.
     Manifest {
@@ -219,8 +247,9 @@ fn parse_format(s: &str) -> Result<SampleFormat, String> {
 /// Subcommand names; anything else followed by two paths is mount(8)'s way of calling
 /// us (`mount -t fuse.zarr-wavfs ARCHIVE MOUNTPOINT -o OPTS` runs
 /// `zarr-wavfs ARCHIVE MOUNTPOINT -o OPTS`).
-const COMMANDS: [&str; 10] = [
+const COMMANDS: [&str; 11] = [
     "import",
+    "serve",
     "manifest",
     "ls",
     "info",
@@ -489,6 +518,46 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                 format,
             };
             zarr_wavfs::mount::mount(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve {
+            archive,
+            listen,
+            cache_size,
+            threads,
+            format,
+            cors,
+            client_timeout,
+        } => {
+            if !(client_timeout > 0.0 && client_timeout.is_finite()) {
+                bail!("--client-timeout {client_timeout}: expected a positive number of seconds");
+            }
+            if threads == 0 {
+                bail!("--threads must be at least 1");
+            }
+            zarr_wavfs::engine::fixed_mmap_threshold();
+            let archive = Archive::open_at(&archive, store)?;
+            let tree = zarr_wavfs::fs::Tree::build(&archive, format)?;
+            let fs = zarr_wavfs::fs::FileSystem::new(
+                archive,
+                tree,
+                zarr_wavfs::fs::FsOptions {
+                    format,
+                    cache_bytes: cache_size,
+                },
+            );
+            let timeout = std::time::Duration::from_secs_f64(client_timeout);
+            let opts = zarr_wavfs::serve::ServeOptions {
+                listen,
+                threads,
+                cors,
+                header_timeout: timeout,
+                write_timeout: timeout,
+            };
+            zarr_wavfs::serve::serve(fs, opts, |addr| {
+                println!("serving http://{addr}/");
+                let _ = std::io::stdout().flush();
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Manifest { archive } => {

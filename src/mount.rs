@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use crate::archive::{Archive, ArchiveError};
 use crate::fs::Tree;
-use crate::fuse::{FsOptions, WavFs};
+use crate::fs::{FileSystem, FsOptions};
+use crate::fuse::{FuseOptions, WavFs};
 use crate::store::{Address, StoreOptions};
 use crate::wav::SampleFormat;
 
@@ -249,20 +250,25 @@ pub fn mount(args: &MountArgs) -> Result<(), MountError> {
         }
     };
     let result = block_signals().and_then(|signals| {
-        fixed_mmap_threshold();
+        crate::engine::fixed_mmap_threshold();
         let archive = Archive::open_at(&archive, &opts.store)?;
         let tree = Tree::build(&archive, opts.format)?;
-        let fs_opts = FsOptions {
-            format: opts.format,
-            cache_bytes: opts.cache_bytes,
+        let fs = FileSystem::new(
+            archive,
+            tree,
+            FsOptions {
+                format: opts.format,
+                cache_bytes: opts.cache_bytes,
+            },
+        );
+        let fuse_opts = FuseOptions {
             threads: opts.threads,
             uid: unsafe { libc::geteuid() },
             gid: unsafe { libc::getegid() },
         };
         serve(
-            archive,
-            tree,
-            fs_opts,
+            fs,
+            fuse_opts,
             &opts.config,
             &mountpoint,
             signals,
@@ -278,19 +284,6 @@ pub fn mount(args: &MountArgs) -> Result<(), MountError> {
         }
     }
     result
-}
-
-/// Makes glibc allocate every block of 128 KiB or more (decoded spans: 288 KiB for 3 s
-/// of mono) with mmap, so an evicted span goes back to the system. By default glibc
-/// raises that threshold to the largest block freed so far (up to 32 MiB); spans then
-/// come from heap arenas that seldom shrink, and the daemon's resident size drifted to
-/// `--cache-size` + 150 MiB (docs/BENCHMARKS.md).
-fn fixed_mmap_threshold() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator parameters; called before the threads start.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
-    }
 }
 
 enum Detached {
@@ -341,16 +334,15 @@ fn wait_for_child(mut status: std::fs::File) -> Result<(), MountError> {
 
 /// Mounts, tells a waiting parent (`ready`), and serves until unmounted.
 fn serve(
-    archive: Archive,
-    tree: Tree,
-    fs_opts: FsOptions,
+    fs: FileSystem,
+    fuse_opts: FuseOptions,
     config: &Config,
     mountpoint: &Path,
     signals: libc::sigset_t,
     ready: &mut Option<std::fs::File>,
 ) -> Result<(), MountError> {
-    let store = archive.store().clone();
-    let fs = WavFs::new(archive, tree, fs_opts).map_err(io_err("starting worker threads"))?;
+    let store = fs.archive().store().clone();
+    let fs = WavFs::new(fs, fuse_opts).map_err(io_err("starting worker threads"))?;
     let mut session = Session::new(fs, mountpoint, config)
         .map_err(io_err(format!("mounting on {}", mountpoint.display())))?;
     let mut unmounter = session.unmount_callable();

@@ -10,5 +10,5 @@ mod verify;
 pub use decode_limit::decode_limit;
 pub use extract::{TimeSpec, extract, parse_time};
 pub use index_cmd::rebuild_checkpoints;
-pub use listing::{info, ls};
+pub use listing::{format_bytes, format_duration, info, ls};
 pub use verify::{Problem, verify};

@@ -41,6 +41,8 @@ pub enum NodeKind {
 pub struct FileInfo {
     pub meta: RecordingMeta,
     pub layout: WavLayout,
+    /// When the recording was committed to the archive (its metadata object's time).
+    pub committed: SystemTime,
 }
 
 #[derive(Debug)]
@@ -102,7 +104,11 @@ impl Tree {
                         let layout =
                             layout_for(&meta, 0..meta.frames, served_format(format, &meta))
                                 .map_err(|e| e.to_string())?;
-                        Ok(Box::new(FileInfo { meta, layout }))
+                        Ok(Box::new(FileInfo {
+                            meta,
+                            layout,
+                            committed: modified,
+                        }))
                     });
                     let mtime = file
                         .as_ref()
