@@ -11,6 +11,7 @@ mod handler;
 mod listing;
 mod range;
 mod segment;
+mod spectrogram;
 mod status;
 
 use std::net::SocketAddr;

@@ -817,3 +817,63 @@ fn an_archive_in_a_bucket_serves_the_local_bytes() {
     assert_eq!(again.status, 200);
     assert!(again.body == get(&agent, &local.url("/site1/stereo24.wav?start=4&end=5"), &[]).body);
 }
+
+#[test]
+fn spectrograms_of_segments() {
+    let (_dir, arch) = archive();
+    let server = Server::start(&arch, &[]);
+    let agent = agent();
+    let size = |body: &[u8]| {
+        let d = png::Decoder::new(std::io::Cursor::new(body.to_vec()));
+        let r = d.read_info().unwrap();
+        (r.info().width, r.info().height)
+    };
+    let a = get(
+        &agent,
+        &server.url("/site1/20250601_040000.png?start=2&end=7.5"),
+        &[],
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.header("content-type"), Some("image/png"));
+    let (w, h) = size(&a.body);
+    assert!(w > 1000 && h > 300, "{w}x{h}: the plot area plus axes");
+    // Another segment is another image; the same one is the same bytes and validator.
+    let b = get(
+        &agent,
+        &server.url("/site%202/20250601_040000.png?start=30"),
+        &[],
+    );
+    assert_eq!(b.status, 200);
+    assert!(b.body != a.body);
+    let again = get(
+        &agent,
+        &server.url("/site1/20250601_040000.png?start=2&end=7.5"),
+        &[],
+    );
+    assert!(again.body == a.body);
+    let tag = a.header("etag").unwrap();
+    let cached = get(
+        &agent,
+        &server.url("/site1/20250601_040000.png?start=2&end=7.5"),
+        &[("If-None-Match", tag)],
+    );
+    assert_eq!(cached.status, 304);
+    for bad in ["?format=s16", "?start=50", "?start=3&end=2", "?width=9"] {
+        let r = get(
+            &agent,
+            &server.url(&format!("/site1/20250601_040000.png{bad}")),
+            &[],
+        );
+        assert_eq!(r.status, 400, "{bad}");
+    }
+    assert_eq!(
+        get(&agent, &server.url("/site1/nothing.png"), &[]).status,
+        404
+    );
+    // The folder page shows the first 30 s of each recording.
+    let page = String::from_utf8(get(&agent, &server.url("/site1/"), &[]).body).unwrap();
+    assert!(
+        page.contains("src=\"20250601_040000.png?start=0&amp;end=30.000\""),
+        "{page}"
+    );
+}

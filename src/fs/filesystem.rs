@@ -203,6 +203,42 @@ impl FileSystem {
         })
     }
 
+    /// Calls `f` with frames `frames` of recording `ino` (clamped to it) as interleaved
+    /// f32 samples (±1.0, as the `f32` served format), a bounded chunk at a time, in order.
+    pub fn for_each_chunk_f32(
+        &self,
+        ino: Ino,
+        frames: Range<u64>,
+        mut f: impl FnMut(&[f32]),
+    ) -> Result<(), FsError> {
+        const CHUNK_FRAMES: u64 = 1 << 16;
+        let whole = self.whole(ino).inspect_err(|e| self.report(ino, e))?;
+        let rec = whole.recording();
+        let ch = usize::from(rec.channels());
+        let end = frames.end.min(rec.frames());
+        let mut buf = vec![0f32; CHUNK_FRAMES as usize * ch];
+        let mut at = frames.start;
+        while at < end {
+            let n = (end - at).min(CHUNK_FRAMES) as usize;
+            let got = rec
+                .read_frames_f32(at, &mut buf[..n * ch])
+                .map_err(|source| {
+                    let e = FsError::Codec {
+                        path: self.path_of(ino).to_string(),
+                        source,
+                    };
+                    self.report(ino, &e);
+                    e
+                })?;
+            if got == 0 {
+                break;
+            }
+            f(&buf[..got * ch]);
+            at += got as u64;
+        }
+        Ok(())
+    }
+
     fn path_of(&self, ino: Ino) -> &str {
         match self.tree.get(ino).map(|n| &n.kind) {
             Some(NodeKind::File { path, .. }) => path,

@@ -18,8 +18,9 @@ use sha2::{Digest, Sha256};
 use super::body::{AccessLine, Body, CHUNK, Logged, empty, on_workers, read, stream};
 use super::range::{self, Requested};
 use super::segment::{Query, Segment};
+use super::spectrogram::{self as spectro, Renderer, Spec};
 use super::{State, listing, status};
-use crate::fs::{FileInfo, Ino, NodeKind};
+use crate::fs::{FileInfo, FsError, Ino, NodeKind};
 
 pub const ALLOWED: &str = "GET, HEAD, OPTIONS";
 
@@ -64,6 +65,19 @@ async fn respond<B>(state: &Arc<State>, req: &Request<B>) -> Response<Body> {
     let found = fs.resolve(names.iter().map(String::as_str));
     let ino = match found {
         Ok(ino) => ino,
+        Err(FsError::NotFound) if !is_dir => {
+            // `rec.png` is the spectrogram of `rec.wav`.
+            let last = names.last().map(String::as_str).unwrap_or("");
+            let Some(stem) = last.strip_suffix(".png") else {
+                return status::not_found();
+            };
+            let wav = format!("{stem}.wav");
+            let parent = names[..names.len() - 1].iter().map(String::as_str);
+            return match fs.resolve(parent.chain([wav.as_str()])) {
+                Ok(ino) => spectrogram(state, req, ino).await,
+                Err(e) => status::error(&e),
+            };
+        }
         Err(e) => return status::error(&e),
     };
     match (&fs.tree().get(ino).expect("resolved").kind, is_dir) {
@@ -236,6 +250,89 @@ async fn recording<B>(state: &Arc<State>, req: &Request<B>, ino: Ino) -> Respons
     let mut r = Response::new(body);
     *r.status_mut() = code;
     *r.headers_mut() = headers;
+    r
+}
+
+/// The spectrogram shown when a query gives no end: this many seconds from the start.
+const SPECTROGRAM_SECS: f64 = 30.0;
+
+/// `rec.png?start=&end=`: a spectrogram of that segment of recording `ino`, rendered
+/// from the samples the WAV file serves.
+async fn spectrogram<B>(state: &Arc<State>, req: &Request<B>, ino: Ino) -> Response<Body> {
+    let info = match state.fs.file_info(ino) {
+        Ok((_, info)) => info,
+        Err(e) => return status::error(&e),
+    };
+    let meta = &info.meta;
+    let query = match Query::parse(req.uri().query()) {
+        Ok(q) if q.format.is_some() => {
+            return status::bad_request("a spectrogram takes start and end only");
+        }
+        Ok(q) => q,
+        Err(e) => return status::bad_request(&e),
+    };
+    let frames = match query.frames(meta) {
+        Ok(f) if query.end.is_none() => {
+            let secs = (SPECTROGRAM_SECS * f64::from(meta.original_sample_rate)) as u64;
+            f.start..f.end.min(f.start + secs)
+        }
+        Ok(f) => f,
+        Err(e) => return status::bad_request(&e),
+    };
+    let n = frames.end - frames.start;
+    if n > spectro::MAX_FRAMES {
+        let most = spectro::MAX_FRAMES as f64 / f64::from(meta.original_sample_rate);
+        return status::bad_request(&format!(
+            "a spectrogram covers at most {most:.0} s of this recording"
+        ));
+    }
+    let segment = Segment {
+        frames: frames.clone(),
+        format: None,
+    };
+    let tag = etag(info, Some(&segment), "png");
+    if not_modified(req.headers(), &tag, info.committed) {
+        let mut r = Response::new(empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r.headers_mut()
+            .insert(ETAG, HeaderValue::from_str(&tag).expect("hex"));
+        return r;
+    }
+    let spec = Spec {
+        width: 1000,
+        height: 300,
+        rate: meta.original_sample_rate,
+        channels: meta.channels,
+        start_secs: frames.start as f64 / f64::from(meta.original_sample_rate),
+        frames: n,
+    };
+    let rendered = on_workers(state, "spectrogram", move |fs| {
+        let mut r = match Renderer::new(spec) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        fs.for_each_chunk_f32(ino, frames, |s| r.push(s))?;
+        Ok(r.finish())
+    })
+    .await;
+    let png = match rendered {
+        Ok(Ok(png)) => png,
+        Ok(Err(e)) => {
+            log::error!("spectrogram of {}: {e}", req.uri());
+            return status::text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("spectrogram: {e}"),
+            );
+        }
+        Err(e) => return status::error(&e),
+    };
+    let len = png.len();
+    let mut r = Response::new(super::body::full(png));
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    h.insert(CONTENT_LENGTH, len.into());
+    h.insert(ETAG, HeaderValue::from_str(&tag).expect("hex"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 
