@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::Lcg;
 use common::mount::{Mount, fuse_available, is_mounted, wait_until};
-use common::servers::S3Server;
+use common::servers::{LoggedRequest, S3Server};
 use common::{stderr, stdout};
 
 const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata");
@@ -975,4 +975,63 @@ fn credentials_come_from_an_aws_profile_like_the_aws_cli_s() {
     let o = ls(None, false);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("denied"), "{}", stderr(&o));
+}
+
+/// One Opus recording of 60 s (48 kHz mono, encoded by the import: a checkpoint every
+/// 3 s, all in one shard of `states`) in s3://lab/opus.zarr, as recording `long`.
+fn long_opus(fx: &Setup) -> &'static str {
+    let wav = fx.dir.path().join("long.wav");
+    common::write_wav(&wav, 48_000, 1, 16, false, 48_000 * 60);
+    let remote = "s3://lab/opus.zarr";
+    zw_ok(
+        Some(&fx.s3),
+        &[&"import", &remote, &wav, &"--codec", &"opus"],
+    );
+    remote
+}
+
+/// The reads of `recording`'s checkpoint states among `requests`: how many, and how
+/// many of them were of a shard's index (suffix ranges) and of how many shards.
+fn state_reads(requests: &[LoggedRequest], recording: &str) -> (usize, usize, usize) {
+    let states: Vec<&LoggedRequest> = requests
+        .iter()
+        .filter(|r| {
+            r.uri
+                .contains(&format!("/{recording}/checkpoints/states/c/"))
+        })
+        .collect();
+    let shards: std::collections::BTreeSet<&str> = states.iter().map(|r| r.uri.as_str()).collect();
+    let indexes = states
+        .iter()
+        .filter(|r| r.range.as_deref().is_some_and(|r| r.starts_with("bytes=-")))
+        .count();
+    (states.len(), indexes, shards.len())
+}
+
+#[test]
+fn checkpoint_shard_indexes_are_read_once_per_open_recording() {
+    let fx = Setup::new();
+    let remote = long_opus(&fx);
+    let group = fx
+        .s3
+        .data_dir
+        .join("lab/opus.zarr/long/checkpoints/zarr.json");
+    let group: serde_json::Value = serde_json::from_slice(&std::fs::read(group).unwrap()).unwrap();
+    let count = group["attributes"]["zarr_wavfs"]["count"].as_u64().unwrap() as usize;
+    assert!(count > 10, "{count} checkpoints");
+    // verify reads every stored state, and the one shard's index once
+    let mark = fx.s3.log_mark();
+    zw_ok(Some(&fx.s3), &[&"verify", &remote]);
+    let got = state_reads(&fx.s3.requests_since(mark), "long");
+    assert_eq!(
+        got,
+        (count + 1, 1, 1),
+        "(state reads, shard index reads, shards)"
+    );
+    // a sequential read restores a checkpoint wherever a run of spans starts
+    let mark = fx.s3.log_mark();
+    zw_ok(Some(&fx.s3), &[&"extract", &remote, &"long", &"-o", &"-"]);
+    let (reads, indexes, shards) = state_reads(&fx.s3.requests_since(mark), "long");
+    assert!(reads > indexes, "no state read");
+    assert_eq!(indexes, shards, "shard index read more than once");
 }
