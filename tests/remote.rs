@@ -855,22 +855,10 @@ fn an_archive_on_a_web_server_reads_and_mounts_like_the_local_one() {
     let fx = Setup::new();
     let web = common::servers::Nginx::start(fx.dir.path());
     let url = web.file_url("local.zarr");
-    // Over HTTP the tree comes from the manifest the imports wrote.
+    // Over HTTP the tree and the stored sizes come from the manifest the imports wrote.
     assert_eq!(
-        zw_ok(None, &[&"ls", &url]),
-        zw_ok(None, &[&"ls", &fx.local])
-            .split(|&b| b == b'\n')
-            .map(|l| {
-                // The stored sizes need a listing, which a web server cannot give.
-                let l = String::from_utf8_lossy(l);
-                match l.find(" (") {
-                    Some(i) => format!("{} (stored size unknown: the store cannot list)", &l[..i]),
-                    None => l.into_owned(),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            .into_bytes()
+        String::from_utf8(zw_ok(None, &[&"ls", &url])).unwrap(),
+        String::from_utf8(zw_ok(None, &[&"ls", &fx.local])).unwrap()
     );
     for (rec, _) in FIXTURE {
         assert!(
@@ -1034,4 +1022,46 @@ fn checkpoint_shard_indexes_are_read_once_per_open_recording() {
     let (reads, indexes, shards) = state_reads(&fx.s3.requests_since(mark), "long");
     assert!(reads > indexes, "no state read");
     assert_eq!(indexes, shards, "shard index read more than once");
+}
+
+#[test]
+fn ls_takes_stored_sizes_from_the_manifest_and_lists_without_them() {
+    let fx = Setup::new();
+    let s3 = Some(&fx.s3);
+    let remote = "s3://lab/a.zarr";
+    import_fixture(s3, &remote);
+    let listings = |mark| {
+        fx.s3
+            .requests_since(mark)
+            .iter()
+            .filter(|r| r.uri.contains("list-type="))
+            .count()
+    };
+    let mark = fx.s3.log_mark();
+    let ls = zw_ok(s3, &[&"ls", &remote]);
+    // the manifest checked against its two folders' listings (root, pcm), no more
+    assert_eq!(
+        listings(mark),
+        2,
+        "listings of ls with sizes in the manifest"
+    );
+
+    // the manifest of an older import, without sizes: ls lists each recording's arrays
+    let path = fx.s3.data_dir.join("lab/a.zarr/.zarr-wavfs-manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let removed = m["nodes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .filter_map(|n| n.as_object_mut().unwrap().remove("audio_bytes"))
+        .count();
+    assert_eq!(removed, FIXTURE.len(), "sizes in the manifest");
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    let mark = fx.s3.log_mark();
+    assert_eq!(
+        String::from_utf8(zw_ok(s3, &[&"ls", &remote])).unwrap(),
+        String::from_utf8(ls).unwrap(),
+        "ls with sizes listed and with sizes from the manifest"
+    );
+    assert_eq!(listings(mark), 2 + 3 * FIXTURE.len());
 }
