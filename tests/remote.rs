@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::Lcg;
 use common::mount::{Mount, fuse_available, is_mounted, wait_until};
-use common::servers::{LoggedRequest, S3Server};
+use common::servers::{ConnectionCounter, LoggedRequest, S3Server};
 use common::{stderr, stdout};
 
 const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata");
@@ -1064,4 +1064,34 @@ fn ls_takes_stored_sizes_from_the_manifest_and_lists_without_them() {
         "ls with sizes listed and with sizes from the manifest"
     );
     assert_eq!(listings(mark), 2 + 3 * FIXTURE.len());
+}
+
+#[test]
+fn a_cold_open_fetches_what_it_needs_together_and_the_opus_head_once() {
+    let fx = Setup::new();
+    let remote = long_opus(&fx);
+    // `info` opens the recording (stream, index, OpusHead, checkpoints), through a relay
+    // that counts the connections: one per request in flight at a time
+    let relay = ConnectionCounter::start(fx.s3.port);
+    let mark = fx.s3.log_mark();
+    let o = zw_command(Some(&fx.s3))
+        .env("AWS_ENDPOINT_URL", &relay.endpoint)
+        .args(["info", remote, "long"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "info failed: {}", stderr(&o));
+    let requests = fx.s3.requests_since(mark);
+    let first_bytes = requests
+        .iter()
+        .filter(|r| r.uri.ends_with("/long/stream/c/0"))
+        .count();
+    assert_eq!(
+        first_bytes, 1,
+        "the stream's first page read once: {requests:#?}"
+    );
+    assert!(
+        relay.connections() >= 4,
+        "{} connection(s): the open's requests went one after another: {requests:#?}",
+        relay.connections()
+    );
 }

@@ -21,6 +21,37 @@ type Attrs = serde_json::Map<String, serde_json::Value>;
 /// `stream` keep about 8 MiB in flight, a 20 ms round trip at 3 Gbit/s.
 const REMOTE_READ_AHEAD: u64 = 8 << 20;
 
+/// The bytes read for a stream's first page (see `read_opus_head`): the largest page
+/// header, 27 bytes and a table of 255 segments.
+const OPUS_HEAD_READ: u64 = 27 + 255;
+
+/// The bytes hinted for a FLAC stream's metadata blocks, which `FlacSource::open`
+/// reads up to the first frame (42 bytes as we write them; more with padding or
+/// pictures).
+const FLAC_HEAD_READ: u64 = 64 << 10;
+
+/// The objects opening a recording of `codec` at `path` reads, none of which depends
+/// on another: array metadata, and the single chunk of the small arrays (keys as
+/// written, docs/FORMAT.md; another layout only makes the prefetch miss).
+fn open_keys(path: &str, codec: &str) -> Vec<String> {
+    let arrays: &[&str] = match codec {
+        "pcm" => &["samples/zarr.json", "chunk_crc32c/zarr.json"],
+        "flac" => &["stream/zarr.json", "index/zarr.json", "index/c/0/0"],
+        _ => &[
+            "stream/zarr.json",
+            "index/zarr.json",
+            "index/c/0/0",
+            "checkpoints/zarr.json",
+            "checkpoints/positions/zarr.json",
+            "checkpoints/positions/c/0/0",
+            "checkpoints/digests/zarr.json",
+            "checkpoints/digests/c/0/0",
+            "checkpoints/states/zarr.json",
+        ],
+    };
+    arrays.iter().map(|a| format!("{path}/{a}")).collect()
+}
+
 /// A zarrs array in any store.
 pub(crate) type StoreArray = Array<dyn ReadableWritableListableStorageTraits>;
 
@@ -116,6 +147,19 @@ impl RecordingStore {
         meta: RecordingMeta,
     ) -> Result<Self, ArchiveError> {
         let dir = store.location(path);
+        // A remote store fetches all that opening needs at once, not one after another.
+        store.prefetch(&open_keys(path, &meta.codec));
+        let head = match meta.codec.as_str() {
+            "pcm" => 0,
+            "flac" => FLAC_HEAD_READ,
+            _ => OPUS_HEAD_READ,
+        };
+        if store.local_root().is_none() && head > 0 {
+            store.will_need(
+                &format!("{path}/stream/c/0"),
+                0..head.min(meta.stream_bytes),
+            );
+        }
         let stream = if meta.codec == "pcm" {
             None
         } else {
@@ -214,12 +258,16 @@ impl RecordingStore {
     /// channel mapping, which the metadata does not repeat.
     pub fn read_opus_head(&self) -> Result<OpusHead, ArchiveError> {
         let path = self.dir().join("stream");
-        let header = self.read(0..27 + 255)?;
-        let len = page_len(&header)
+        // A page's header and segment table: the whole first page when it holds only
+        // OpusHead (47 bytes for a mono stream), so usually the only read.
+        let mut bytes = self.read(0..OPUS_HEAD_READ)?;
+        let len = page_len(&bytes)
             .ok_or_else(|| ArchiveError::damaged(&path, "stream ends inside its first page"))?;
-        let bytes = self.read(0..len as u64)?;
-        let page =
-            parse_page(&bytes, 0).map_err(|e| ArchiveError::damaged(&path, e.to_string()))?;
+        if len > bytes.len() {
+            bytes = self.read(0..len as u64)?;
+        }
+        let page = parse_page(&bytes[..len.min(bytes.len())], 0)
+            .map_err(|e| ArchiveError::damaged(&path, e.to_string()))?;
         let mut first = None;
         let Ok(()) = PacketAssembler::new().push::<std::convert::Infallible>(&page, |p| {
             first.get_or_insert_with(|| p.to_vec());

@@ -452,3 +452,49 @@ http {{
 "#
     )
 }
+
+/// A TCP relay to a local port that counts the connections made through it: a client
+/// that has requests in flight at once opens a connection for each (HTTP/1.1 keeps one
+/// request per connection at a time), one that asks one after another reuses one.
+pub struct ConnectionCounter {
+    /// `http://127.0.0.1:PORT` of the relay.
+    pub endpoint: String,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ConnectionCounter {
+    /// Relays 127.0.0.1:`to` (its threads live as long as the test process).
+    pub fn start(to: u16) -> ConnectionCounter {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", to)) else {
+                    continue;
+                };
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                for (mut from, mut into) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut into);
+                        let _ = into.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        ConnectionCounter {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            connections,
+        }
+    }
+
+    /// Connections made through the relay so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
