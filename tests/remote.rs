@@ -1095,3 +1095,31 @@ fn a_cold_open_fetches_what_it_needs_together_and_the_opus_head_once() {
         relay.connections()
     );
 }
+
+#[test]
+fn restoring_a_checkpoint_reads_its_warm_up_and_its_span_in_one_request() {
+    let fx = Setup::new();
+    let remote = long_opus(&fx);
+    // half a second inside one span (checkpoints lie 3 s apart, each within the first
+    // second after a multiple of 3 s), restored from the checkpoint before it
+    let mark = fx.s3.log_mark();
+    let args: [&dyn AsRef<OsStr>; 9] = [
+        &"extract", &remote, &"long", &"--start", &"31.5", &"--end", &"32", &"-o", &"-",
+    ];
+    zw_ok(Some(&fx.s3), &args);
+    let requests = fx.s3.requests_since(mark);
+    let stream_reads: Vec<&LoggedRequest> = requests
+        .iter()
+        .filter(|r| r.uri.contains("/long/stream/c/"))
+        .filter(|r| {
+            !r.range
+                .as_deref()
+                .is_some_and(|r| r.starts_with("bytes=0-"))
+        })
+        .collect();
+    assert_eq!(
+        stream_reads.len(),
+        1,
+        "stream reads past the head: {stream_reads:#?}"
+    );
+}

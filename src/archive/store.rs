@@ -122,6 +122,11 @@ pub trait StreamBytes: Send + Sync {
     /// Hints that `range` will be read soon, so the system can start reading it from
     /// disk now, in the background. Only a hint: nothing is checked or reported.
     fn will_need(&self, _range: Range<u64>) {}
+
+    /// Hints that `range` is about to be read in parts, one after another (a warm-up
+    /// and the span after it): fetched whole at once, and nothing beyond it (unlike
+    /// `will_need`, which a sequential reader gives).
+    fn will_read(&self, _range: Range<u64>) {}
 }
 
 impl StreamBytes for Vec<u8> {
@@ -333,6 +338,23 @@ impl StreamBytes for RecordingStore {
     /// stream's plain `bytes` codec (docs/FORMAT.md); for any other layout the hint is
     /// merely imprecise.
     fn will_need(&self, range: Range<u64>) {
+        let ahead = if self.store.local_root().is_none() {
+            REMOTE_READ_AHEAD
+        } else {
+            0
+        };
+        self.hint(range, ahead);
+    }
+
+    fn will_read(&self, range: Range<u64>) {
+        self.hint(range, 0);
+    }
+}
+
+impl RecordingStore {
+    /// Hints the chunk parts holding `range`, and the whole chunks up to `ahead` bytes
+    /// past it.
+    fn hint(&self, range: Range<u64>, ahead: u64) {
         let Some(stream) = &self.stream else {
             return;
         };
@@ -340,18 +362,13 @@ impl StreamBytes for RecordingStore {
             return;
         };
         let width = shape[0].get();
-        let remote = self.store.local_root().is_none();
-        let end = if remote {
-            (range.end + REMOTE_READ_AHEAD).min(self.meta.stream_bytes)
-        } else {
-            range.end.min(self.meta.stream_bytes)
-        };
+        let end = (range.end + ahead).min(self.meta.stream_bytes);
         let mut at = range.start;
         while at < end {
             let chunk = at / width;
             let (lo, hi) = (chunk * width, ((chunk + 1) * width).min(end));
             let key = stream.chunk_key(&[chunk]);
-            let part = if remote && hi > range.end {
+            let part = if hi > range.end {
                 // Beyond what was asked: the whole chunk, one request.
                 0..width.min(self.meta.stream_bytes - lo)
             } else {
