@@ -26,8 +26,8 @@ const REMOTE_READ_AHEAD: u64 = 8 << 20;
 const OPUS_HEAD_READ: u64 = 27 + 255;
 
 /// The bytes hinted for a FLAC stream's metadata blocks, which `FlacSource::open`
-/// reads up to the first frame (42 bytes as we write them; more with padding or
-/// pictures).
+/// reads up to the first frame (STREAMINFO alone as we write them; padding or
+/// pictures in a FLAC file imported as it is).
 const FLAC_HEAD_READ: u64 = 64 << 10;
 
 /// The objects opening a recording of `codec` at `path` reads, none of which depends
@@ -263,8 +263,8 @@ impl RecordingStore {
     /// channel mapping, which the metadata does not repeat.
     pub fn read_opus_head(&self) -> Result<OpusHead, ArchiveError> {
         let path = self.dir().join("stream");
-        // A page's header and segment table: the whole first page when it holds only
-        // OpusHead (47 bytes for a mono stream), so usually the only read.
+        // A page's largest header and segment table: usually the whole first page,
+        // which holds only OpusHead, so one read.
         let mut bytes = self.read(0..OPUS_HEAD_READ)?;
         let len = page_len(&bytes)
             .ok_or_else(|| ArchiveError::damaged(&path, "stream ends inside its first page"))?;
