@@ -313,8 +313,9 @@ impl Store {
     }
 
     /// Starts reading the whole objects `keys` at once (remote stores; nothing
-    /// locally); the first later read of each, by `get` or by zarrs, takes it from
-    /// there. For objects that do not depend on each other: one round trip for all.
+    /// locally); the reads of each in the next few seconds, whole or in ranges, by
+    /// `get` or by zarrs, take it from there. For objects that do not depend on each
+    /// other: one round trip for all.
     pub fn prefetch(&self, keys: &[String]) {
         if let Backend::Remote(r) = &*self.backend {
             r.prefetch(keys);

@@ -260,6 +260,13 @@ impl StoredCheckpoints {
         let (states, shard_indexes) = self.states.as_ref().expect("rows imply states");
         let size = self.fingerprint.state_size;
         let i = j as u64;
+        // A shard is small: a remote store fetches it whole (once in a while), and its
+        // index and then the state come from there, not in two requests in a row.
+        if let Ok(shape) = states.chunk_shape(&[0, 0]) {
+            let shard = i / shape[0].get();
+            self.store
+                .prefetch(&[states.chunk_key(&[shard, 0]).as_str().to_string()]);
+        }
         let mut bytes: Vec<u8> = states
             .retrieve_array_subset_sharded_opt(
                 shard_indexes,

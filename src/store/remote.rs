@@ -38,9 +38,9 @@ const LISTINGS_IN_FLIGHT: usize = 32;
 /// Read-ahead ranges kept at most, and their total bytes.
 const READ_AHEAD_ENTRIES: usize = 64;
 const READ_AHEAD_BYTES: u64 = 64 << 20;
-/// Prefetched objects kept at most, and for how long: each is taken by the first read
-/// of its key, and one nobody took (a group that turned out not to exist) must not be
-/// served much later, when the object may have changed.
+/// Prefetched objects kept at most, and for how long: the reads of its key in that
+/// time take it from there (an open, a checkpoint shard read in parts), later ones ask
+/// the store again, as the object may have changed.
 const PREFETCH_ENTRIES: usize = 64;
 const PREFETCH_TTL: Duration = Duration::from_secs(10);
 
@@ -473,7 +473,7 @@ impl Inner {
 
     /// The whole object at `key` (`None`: there is none), prefetched or read now.
     fn get_object(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        if let Some(got) = self.take_prefetched(key) {
+        if let Some(got) = self.prefetched(key) {
             return Ok(got);
         }
         self.count();
@@ -484,16 +484,16 @@ impl Inner {
         }
     }
 
-    /// The prefetched object of `key`, taken out of the table (waiting for it if it is
-    /// still on its way); `None` when none was prefetched or that failed (the caller
-    /// then asks again).
-    fn take_prefetched(&self, key: &str) -> Option<Option<Object>> {
+    /// The object prefetched for `key` (waiting for it if it is still on its way);
+    /// `None` when none was lately or that failed (the caller then asks the store).
+    fn prefetched(&self, key: &str) -> Option<Option<Object>> {
         let mut rx = {
-            let mut table = self.prefetched.lock();
-            let n = table
+            let table = self.prefetched.lock();
+            table
                 .iter()
-                .position(|p| p.key == key && p.at.elapsed() < PREFETCH_TTL)?;
-            table.remove(n)?.result
+                .find(|p| p.key == key && p.at.elapsed() < PREFETCH_TTL)?
+                .result
+                .clone()
         };
         runtime()
             .block_on(async {
@@ -592,6 +592,26 @@ impl Inner {
         key: &str,
         ranges: Vec<ByteRange>,
     ) -> Result<Option<Vec<Bytes>>, StoreError> {
+        if let Some(object) = self.prefetched(key) {
+            let Some(object) = object else {
+                return Ok(None);
+            };
+            let len = object.bytes.len() as u64;
+            let within: Option<Vec<Bytes>> = ranges
+                .iter()
+                .map(|r| {
+                    let (a, b) = match *r {
+                        ByteRange::FromStart(off, Some(n)) => (off, off + n),
+                        ByteRange::FromStart(off, None) => (off, len),
+                        ByteRange::Suffix(n) => (len.saturating_sub(n), len),
+                    };
+                    (a <= b && b <= len).then(|| object.bytes.slice(a as usize..b as usize))
+                })
+                .collect();
+            if within.is_some() {
+                return Ok(within);
+            }
+        }
         let mut out: Vec<Option<Bytes>> = vec![None; ranges.len()];
         let mut wanted = Vec::new();
         for (n, r) in ranges.iter().enumerate() {
