@@ -30,6 +30,12 @@
 # posix_fadvise(DONTNEED) (scripts/bench/probe.py evict). The many cold random reads
 # always use that per-file eviction plus a fresh mount per read (see probe.py).
 #
+# Remote archives: scripts/bench/remote.sh then measures the same kind of material read
+# from S3 (s3s-fs on loopback, and behind a 20 ms round trip in a network namespace of
+# its own) against the local archive and against rclone/s3fs + ffmpegfs, and its section
+# "## Remote archives (S3)" goes into the report (--quick: toy sizes; parts that cannot
+# run here are skipped with a note in that section).
+#
 # Needs: fusermount3 and /dev/fuse, python3 with numpy and scipy, opusenc. Optional
 # (skipped with a note when missing in --quick; installed with apt in full mode):
 # ffmpegfs, opusdec, ffmpeg/ffprobe, sox, python3 soundfile, taskset, perf (the profile
@@ -43,29 +49,21 @@ export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HELPERS=$ROOT/scripts/bench
 
-usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+LOG_TAG=bench
+# shellcheck source=scripts/bench/common.sh
+. "$HELPERS/common.sh"
 
 # --- options -----------------------------------------------------------------------------
 QUICK=0 BIN="" OUT="" WORK="" REPS="" PEER_REPS="" KEEP=0 DROP=""
 while [ $# -gt 0 ]; do
+    if common_option "$@"; then shift "$OPT_SHIFT"; continue; fi
     case $1 in
-        --quick) QUICK=1 ;;
         --bin) BIN=${2:?--bin needs a path}; shift ;;
         --bin=*) BIN=${1#*=} ;;
-        --out) OUT=${2:?--out needs a file}; shift ;;
-        --out=*) OUT=${1#*=} ;;
-        --work) WORK=${2:?--work needs a directory}; shift ;;
-        --work=*) WORK=${1#*=} ;;
         --reps) REPS=${2:?--reps needs a number}; shift ;;
         --reps=*) REPS=${1#*=} ;;
         --peer-reps) PEER_REPS=${2:?--peer-reps needs a number}; shift ;;
         --peer-reps=*) PEER_REPS=${1#*=} ;;
-        --keep) KEEP=1 ;;
-        --drop-caches) DROP=1 ;;
-        --no-drop-caches) DROP=0 ;;
-        -h | --help) usage; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
     shift
@@ -115,10 +113,6 @@ KINDS=(mono stereo)
 [[ $PEER_REPS =~ ^[1-9][0-9]*$ ]] || die "--peer-reps must be a positive number"
 
 # --- tools -------------------------------------------------------------------------------
-have() { command -v "$1" >/dev/null 2>&1; }
-NOTES=()
-note() { log "note: $*"; NOTES+=("$*"); }
-
 # Debian's ffmpegfs (and the other peers) are installed in full mode if missing.
 if [ "$MODE" = full ]; then
     want=()
@@ -140,10 +134,6 @@ if [ "$MODE" = full ]; then
 fi
 for t in fusermount3 mountpoint opusenc python3; do have "$t" || die "$t is required (scripts/setup.sh installs it)"; done
 [ -e /dev/fuse ] || die "/dev/fuse is missing"
-# The real interpreter, not a pyenv shim (a shim costs ~50 ms per call).
-PY=$(python3 -c 'import sys; print(sys.executable)')
-# probe.py needs only the standard library: -S skips site-packages (60 ms less per call).
-PROBE=("$PY" -S "$HELPERS/probe.py")
 "$PY" -c 'import numpy, scipy' 2>/dev/null || die "python3 needs numpy and scipy (scripts/setup.sh installs them)"
 HAVE_SF=1; "$PY" -c 'import soundfile' 2>/dev/null || { HAVE_SF=0; note "python3 soundfile missing: Python window client skipped"; }
 PEERS=()                       # FUSE peers
@@ -171,16 +161,7 @@ GIT_REV=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo 'no git')
 # --- work directories ------------------------------------------------------------------------
 # WORK keeps the encoded material between full runs (it is deterministic); RUN holds
 # everything of this run and is removed at the end (unless --keep).
-TEMP_WORK=0
-if [ -z "$WORK" ]; then
-    if [ "$MODE" = quick ]; then
-        WORK=$(mktemp -d "${TMPDIR:-/tmp}/zarr-wavfs-bench.XXXXXX"); TEMP_WORK=1
-    else
-        WORK=$ROOT/target/bench-work
-    fi
-fi
-mkdir -p "$WORK"
-WORK=$(cd "$WORK" && pwd)
+work_dir bench "$ROOT/target/bench-work"
 MAT=$WORK/material RUN=$WORK/run MNTS=$WORK/run/mnt
 if [ -z "$OUT" ]; then
     if [ "$MODE" = quick ]; then OUT=$(mktemp "${TMPDIR:-/tmp}/zarr-wavfs-bench.XXXXXX.md"); else OUT=$ROOT/docs/BENCHMARKS.md; fi
@@ -191,18 +172,15 @@ SHM=""
 # Every daemon this script starts: mountpoint -> pid (for the cleanup and for RSS).
 declare -A PID_OF=() PATTERN_OF=()
 SAMPLER=""                     # pid of the load sampler
+REMOTE_PID=""                  # pid of scripts/bench/remote.sh while it runs
 
 cleanup() {
-    local rc=$? m pid i
+    local rc=$? m
     set +e
     trap - EXIT INT TERM
     [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null
-    for m in "${!PID_OF[@]}"; do
-        pid=${PID_OF[$m]}
-        if mountpoint -q "$m"; then fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m"; fi
-        for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-        kill "$pid" 2>/dev/null
-    done
+    [ -n "$REMOTE_PID" ] && kill_wait "$REMOTE_PID" 60
+    for m in "${!PID_OF[@]}"; do stop_daemon "$m" "${PID_OF[$m]}" 5; done
     [ -n "$SHM" ] && rm -rf "$SHM"
     if [ "$TEMP_WORK" = 1 ]; then rm -rf "$WORK"; elif [ "$KEEP" = 0 ]; then rm -rf "$RUN"; fi
     [ "$rc" -ne 0 ] && log "failed (exit $rc)"
@@ -231,42 +209,14 @@ else
 fi
 rm -f "$RUN/perf-check.data"
 
-# --- how busy the machine is with other work ---------------------------------------------------
-# Every 2 s: the 1-min load average and the number of threads outside this script's
-# session that are running or waiting for I/O (state R or D). The report warns when
-# other work competed with the benchmark.
-SID=$(ps -o sid= -p $$ | tr -d ' ')
-sample_load() {
-    while :; do
-        printf '%s\t%s\n' "$(cut -d' ' -f1 /proc/loadavg)" \
-            "$(ps -eL -o sid=,stat= | awk -v s="$SID" '$1 != s && $1 != 0 && $2 ~ /^[RD]/ { n++ } END { print n + 0 }')"
-        sleep 2
-    done
-}
+# How busy the machine is with other work (common.sh); the report warns when other
+# work competed with the benchmark.
 sample_load >"$RUN/load.tsv" 2>/dev/null &
 SAMPLER=$!
 
 # --- recording results ----------------------------------------------------------------------
-# results.tsv: "measure/system/case<TAB>value", one line per run or per read;
-# meta.tsv: "key<TAB>value". scripts/bench/report.py turns both into the report.
-rec() { printf '%s\t%s\n' "$1" "$2" >>"$RESULTS"; }
-meta() { printf '%s\t%s\n' "$1" "$2" >>"$META"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
-# timed KEY CMD...: runs CMD and records its wall time under KEY; a failing CMD is
-# recorded as a failure (failed/KEY) instead of stopping the benchmark.
-timed() {
-    local key=$1 t0 t1
-    shift
-    t0=$EPOCHREALTIME
-    if "$@"; then
-        t1=$EPOCHREALTIME
-        rec "$key" "$(elapsed "$t0" "$t1")"
-    else
-        log "failed: $key ($*)"
-        rec "failed/$key" 1
-    fi
-}
-cat_null() { cat "$1" >/dev/null; }
+# results.tsv: one line per run or per read (rec, timed: common.sh); scripts/bench/report.py
+# turns it and meta.tsv into the report.
 HZ=$(getconf CLK_TCK)
 # cpu_ticks PID: the machine's CPU time by state (/proc/stat: user nice system idle
 # iowait irq softirq steal), then the user and system time of process PID, in ticks.
@@ -287,22 +237,8 @@ cpu_budget() {
         printf "cpu_s/rest/%s\t%.2f\ncpu_s/idle/%s\t%.2f\n", k, busy - d[9] - d[10], k, d[4]
         printf "cpu_s/iowait/%s\t%.2f\ncpu_s/steal/%s\t%.2f\n", k, d[5], k, d[8] }' >>"$RESULTS"
 }
-vmhwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# --- cold state ------------------------------------------------------------------------------
-if [ "$DROP" = 1 ] && ! { sync && echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
-    DROP=0
-    note "/proc/sys/vm/drop_caches is not writable: cold runs evict the backing files with posix_fadvise instead"
-fi
-# cold_cache PATH...: the page cache forgets the data (PATHs: the files behind the read).
-cold_cache() {
-    if [ "$DROP" = 1 ]; then
-        sync
-        echo 3 >/proc/sys/vm/drop_caches
-    else
-        "${PROBE[@]}" evict "$@"
-    fi
-}
+check_drop_caches
 
 # --- mounts ------------------------------------------------------------------------------------
 # A mount is named SYSTEM-DATASET (ours-main, ffmpegfs-ls, ...); SOURCE_OF gives what it
@@ -310,31 +246,15 @@ cold_cache() {
 # known exactly; they exit when unmounted.
 declare -A SOURCE_OF=()
 
-wait_mounted() { # MNT PID
-    local i
-    for ((i = 0; i < 2000; i++)); do
-        mountpoint -q "$1" && return 0
-        kill -0 "$2" 2>/dev/null || die "daemon for $1 exited; see $RUN/logs"
-        sleep 0.01
-    done
-    die "$1 not mounted after 20 s"
-}
-
 unmount() { # NAME: records the daemon's peak RSS (and ffmpegfs's cache size) first
-    local name=$1 m=$MNTS/$1 pid i sys=${1%%-*}
+    local name=$1 m=$MNTS/$1 pid sys=${1%%-*}
     pid=${PID_OF[$m]:-}
     [ -n "$pid" ] || return 0
     rec "rss_kib/$sys/${PATTERN_OF[$m]}" "$(vmhwm_kib "$pid")"
     if [ "$sys" = ffmpegfs ]; then
         rec "cache_bytes/$sys/${PATTERN_OF[$m]}" "$(du -sb "$RUN/cache-$name" 2>/dev/null | cut -f1)"
     fi
-    fusermount3 -u "$m" || fusermount3 -uz "$m"
-    for ((i = 0; i < 3000; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.01; done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name: daemon $pid still running 30 s after unmount, killing it"
-        kill "$pid"
-    fi
-    wait "$pid" 2>/dev/null || true
+    stop_daemon "$m" "$pid"
     unset "PID_OF[$m]" "PATTERN_OF[$m]"
 }
 
@@ -357,7 +277,7 @@ remount() {
     esac
     PID_OF[$m]=$!
     PATTERN_OF[$m]=$2
-    wait_mounted "$m" "${PID_OF[$m]}"
+    wait_mounted "$m" "${PID_OF[$m]}" || die "mount $name failed; see $RUN/logs"
 }
 
 # Where SYSTEM serves recording KIND, and which files are behind it.
@@ -387,12 +307,6 @@ cold() {
 # ==============================================================================================
 # 1. Material: deterministic, encoded once; the same .opus for every system.
 # ==============================================================================================
-# The key of an encoded file: what it depends on. A file whose key matches is reused.
-material_key() { # SECS CHANNELS
-    printf '%s secs=%s ch=%s bitrate=%sk %s\n' "$(sha256sum "$HELPERS/material.py" | cut -c1-16)" \
-        "$1" "$2" $((BITRATE_K * $2)) "$(opusenc --version 2>&1 | head -1)"
-}
-
 log "mode $MODE: work dir $WORK, report $OUT"
 meta mode "$MODE"
 meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -736,6 +650,26 @@ done
 rec "disk_bytes/ours/-" $(($(du -sb "$ARCH" | cut -f1) - ARCH_BYTES_BEFORE))
 
 # ==============================================================================================
+# 6b. Remote archives (S3): scripts/bench/remote.sh, on material of its own, writes its
+#     own section of the report (spliced in before "## Commands")
+# ==============================================================================================
+REMOTE_MD=$RUN/remote.md
+remote=(--bin "$BIN" --out "$REMOTE_MD" --work "$WORK/remote")
+if [ "$MODE" = quick ]; then remote+=(--quick); fi
+if [ "$DROP" = 1 ]; then remote+=(--drop-caches); else remote+=(--no-drop-caches); fi
+if [ "$KEEP" = 1 ]; then remote+=(--keep); fi
+log "remote archives: scripts/bench/remote.sh ${remote[*]}"
+# In the background, so that a signal to this script reaches its trap (and, through
+# cleanup, remote.sh's own) at once, not after remote.sh has finished.
+bash "$HELPERS/remote.sh" "${remote[@]}" &
+REMOTE_PID=$!
+if ! wait "$REMOTE_PID"; then
+    note "scripts/bench/remote.sh failed (its log is above): no remote section"
+    rm -f "$REMOTE_MD"
+fi
+REMOTE_PID=""
+
+# ==============================================================================================
 # 7. Report
 # ==============================================================================================
 meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -773,16 +707,15 @@ meta peers "${PEERS[*]:-}"
 meta decoders "${DECODERS[*]:-}"
 for n in "${NOTES[@]}"; do meta note "$n"; done
 
-kill "$SAMPLER" 2>/dev/null || true
-wait "$SAMPLER" 2>/dev/null || true
-SAMPLER=""
-while IFS=$'\t' read -r l n; do
-    rec "load1/-/-" "$l"
-    rec "foreign_threads/-/-" "$n"
-done <"$RUN/load.tsv"
+stop_sampler "$RUN/load.tsv"
 
 mkdir -p "$(dirname "$OUT")"
 "$PY" "$HELPERS/report.py" "$RESULTS" "$META" >"$OUT.tmp"
+if [ -s "$REMOTE_MD" ]; then
+    awk -v sec="$REMOTE_MD" '/^## Commands$/ && !done { while ((getline l <sec) > 0) print l; done = 1 }
+        { print } END { if (!done) while ((getline l <sec) > 0) print l }' "$OUT.tmp" >"$OUT.tmp2"
+    mv "$OUT.tmp2" "$OUT.tmp"
+fi
 mv "$OUT.tmp" "$OUT"
 log "report written to $OUT"
 [ "$KEEP" = 1 ] && log "results kept in $RUN"

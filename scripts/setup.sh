@@ -22,12 +22,16 @@ fi
 # cmake builds the bundled libopus (audiopus_sys, static); no system libopus is used.
 # nginx-light is the HTTP server of the tests (tests/common/servers.rs runs its own
 # instances from /usr/sbin/nginx on free ports; Debian's nginx service is not needed).
+# The benchmark's peers and links (scripts/bench.sh, scripts/bench/remote.sh): ffmpegfs,
+# rclone and s3fs (the stacks a user runs today), iproute2 (the network namespace of the
+# 20 ms link) and iputils-ping (its round trip).
 APT_PACKAGES=(
     build-essential pkg-config cmake curl ca-certificates
     fuse3 libfuse3-dev
     opus-tools sox ffmpeg flac
     python3 python3-pip git
     nginx-light
+    ffmpegfs rclone s3fs iproute2 iputils-ping
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -105,6 +105,8 @@ pub enum Entry {
         meta: Result<RecordingMeta, ArchiveError>,
         /// When its group was written (committed).
         modified: SystemTime,
+        /// Bytes stored of its audio, when the manifest says (see `Archive::audio_bytes`).
+        audio_bytes: Option<u64>,
     },
 }
 
@@ -274,6 +276,7 @@ impl Archive {
                         path,
                         meta,
                         modified,
+                        audio_bytes: None,
                     });
                 }
                 Ok((store::Node::Group(attrs), modified)) if meta::is_folder(&attrs) => {
@@ -292,6 +295,7 @@ impl Archive {
                     path,
                     meta: Err(e),
                     modified: SystemTime::UNIX_EPOCH,
+                    audio_bytes: None,
                 }),
             }
         }

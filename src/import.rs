@@ -674,7 +674,8 @@ pub fn import_all(
         .par_iter()
         .map(|job| {
             let r = import_one(archive, job, &opts).and_then(|meta| {
-                manifest.lock().committed(&job.target, &meta)?;
+                let audio_bytes = archive.audio_bytes(&job.target);
+                manifest.lock().committed(&job.target, &meta, audio_bytes)?;
                 Ok(meta)
             });
             progress(job, &r);

@@ -124,6 +124,7 @@ impl StoreError {
 }
 
 /// An object read whole, with when it was last written.
+#[derive(Clone)]
 pub struct Object {
     pub bytes: Bytes,
     pub modified: SystemTime,
@@ -308,6 +309,16 @@ impl Store {
         match &*self.backend {
             Backend::Local(l) => l.size_prefix(rel),
             Backend::Remote(r) => r.size_prefix(rel),
+        }
+    }
+
+    /// Starts reading the whole objects `keys` at once (remote stores; nothing
+    /// locally); the reads of each in the next few seconds, whole or in ranges, by
+    /// `get` or by zarrs, take it from there. For objects that do not depend on each
+    /// other: one round trip for all.
+    pub fn prefetch(&self, keys: &[String]) {
+        if let Backend::Remote(r) = &*self.backend {
+            r.prefetch(keys);
         }
     }
 

@@ -1,6 +1,7 @@
 //! Runs the benchmark script of issue 5 at toy sizes, `scripts/bench.sh --quick`, against
 //! this build's binary, so that `cargo test --all-targets` keeps the script working. No
-//! timing is asserted: only that the script exits 0 and writes a report with its tables.
+//! timing is asserted: only that the script exits 0 and writes a report with its tables,
+//! its remote section (scripts/bench/remote.sh) included.
 //!
 //! Needs what the script needs: /dev/fuse and fusermount3, python3 with numpy and scipy,
 //! opusenc (scripts/setup.sh installs them all). Without them the test says so and
@@ -132,6 +133,30 @@ fn quick_benchmark_runs_and_writes_its_report() {
         "| `ls -lR` of a fresh mount,",
     ] {
         assert!(report.contains(row), "report lacks {row:?}:\n{report}");
+    }
+    // scripts/bench/remote.sh's section: measured wherever s3s-fs runs, and so always in
+    // CI (scripts/setup.sh installs it); elsewhere it may only say why it is not.
+    let remote = report
+        .split_once("## Remote archives (S3)")
+        .unwrap_or_else(|| panic!("report lacks the remote section:\n{report}"))
+        .1;
+    if remote.trim_start().starts_with("Not measured:") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "remote section not measured in CI:\n{remote}"
+        );
+        eprintln!("remote section not measured: {}", tail(remote, 3));
+    } else {
+        for row in [
+            "| cold `cat` of the whole WAV, s |",
+            "| requests per mount |",
+            "| requests per cold `cat` (after the mount) |",
+        ] {
+            assert!(
+                remote.contains(row),
+                "remote section lacks {row:?}:\n{remote}"
+            );
+        }
     }
     // The profile of a cold sequential read, or the note saying why there is none.
     assert!(

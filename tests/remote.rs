@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::Lcg;
 use common::mount::{Mount, fuse_available, is_mounted, wait_until};
-use common::servers::S3Server;
+use common::servers::{ConnectionCounter, LoggedRequest, S3Server};
 use common::{stderr, stdout};
 
 const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata");
@@ -855,22 +855,10 @@ fn an_archive_on_a_web_server_reads_and_mounts_like_the_local_one() {
     let fx = Setup::new();
     let web = common::servers::Nginx::start(fx.dir.path());
     let url = web.file_url("local.zarr");
-    // Over HTTP the tree comes from the manifest the imports wrote.
+    // Over HTTP the tree and the stored sizes come from the manifest the imports wrote.
     assert_eq!(
-        zw_ok(None, &[&"ls", &url]),
-        zw_ok(None, &[&"ls", &fx.local])
-            .split(|&b| b == b'\n')
-            .map(|l| {
-                // The stored sizes need a listing, which a web server cannot give.
-                let l = String::from_utf8_lossy(l);
-                match l.find(" (") {
-                    Some(i) => format!("{} (stored size unknown: the store cannot list)", &l[..i]),
-                    None => l.into_owned(),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-            .into_bytes()
+        String::from_utf8(zw_ok(None, &[&"ls", &url])).unwrap(),
+        String::from_utf8(zw_ok(None, &[&"ls", &fx.local])).unwrap()
     );
     for (rec, _) in FIXTURE {
         assert!(
@@ -975,4 +963,158 @@ fn credentials_come_from_an_aws_profile_like_the_aws_cli_s() {
     let o = ls(None, false);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("denied"), "{}", stderr(&o));
+}
+
+/// One Opus recording of 60 s (48 kHz mono, encoded by the import: a checkpoint every
+/// 3 s, all in one shard of `states`) in s3://lab/opus.zarr, as recording `long`.
+fn long_opus(fx: &Setup) -> &'static str {
+    let wav = fx.dir.path().join("long.wav");
+    common::write_wav(&wav, 48_000, 1, 16, false, 48_000 * 60);
+    let remote = "s3://lab/opus.zarr";
+    zw_ok(
+        Some(&fx.s3),
+        &[&"import", &remote, &wav, &"--codec", &"opus"],
+    );
+    remote
+}
+
+/// The requests for `recording`'s checkpoint states among `requests`.
+fn state_reads<'a>(requests: &'a [LoggedRequest], recording: &str) -> Vec<&'a LoggedRequest> {
+    requests
+        .iter()
+        .filter(|r| {
+            r.uri
+                .contains(&format!("/{recording}/checkpoints/states/c/"))
+        })
+        .collect()
+}
+
+#[test]
+fn checkpoint_shards_are_fetched_whole_not_index_then_state() {
+    let fx = Setup::new();
+    let remote = long_opus(&fx);
+    let group = fx
+        .s3
+        .data_dir
+        .join("lab/opus.zarr/long/checkpoints/zarr.json");
+    let group: serde_json::Value = serde_json::from_slice(&std::fs::read(group).unwrap()).unwrap();
+    let count = group["attributes"]["zarr_wavfs"]["count"].as_u64().unwrap();
+    assert!(count > 10, "{count} checkpoints");
+    // verify reads every stored state (all in one shard); a sequential read restores a
+    // checkpoint wherever a run of spans starts
+    for args in [
+        vec!["verify", remote],
+        vec!["extract", remote, "long", "-o", "-"],
+    ] {
+        let mark = fx.s3.log_mark();
+        let o = zw_command(Some(&fx.s3)).args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        let requests = fx.s3.requests_since(mark);
+        let reads = state_reads(&requests, "long");
+        assert!(!reads.is_empty(), "{args:?}: no state read");
+        assert!(
+            reads.iter().all(|r| r.range.is_none()),
+            "{args:?}: states read in ranges (a shard's index, then a state): {reads:#?}"
+        );
+    }
+}
+
+#[test]
+fn ls_takes_stored_sizes_from_the_manifest_and_lists_without_them() {
+    let fx = Setup::new();
+    let s3 = Some(&fx.s3);
+    let remote = "s3://lab/a.zarr";
+    import_fixture(s3, &remote);
+    let listings = |mark| {
+        fx.s3
+            .requests_since(mark)
+            .iter()
+            .filter(|r| r.uri.contains("list-type="))
+            .count()
+    };
+    let mark = fx.s3.log_mark();
+    let ls = zw_ok(s3, &[&"ls", &remote]);
+    // the manifest checked against its two folders' listings (root, pcm), no more
+    assert_eq!(
+        listings(mark),
+        2,
+        "listings of ls with sizes in the manifest"
+    );
+
+    // the manifest of an older import, without sizes: ls lists each recording's arrays
+    let path = fx.s3.data_dir.join("lab/a.zarr/.zarr-wavfs-manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let removed = m["nodes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .filter_map(|n| n.as_object_mut().unwrap().remove("audio_bytes"))
+        .count();
+    assert_eq!(removed, FIXTURE.len(), "sizes in the manifest");
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    let mark = fx.s3.log_mark();
+    assert_eq!(
+        String::from_utf8(zw_ok(s3, &[&"ls", &remote])).unwrap(),
+        String::from_utf8(ls).unwrap(),
+        "ls with sizes listed and with sizes from the manifest"
+    );
+    assert_eq!(listings(mark), 2 + 3 * FIXTURE.len());
+}
+
+#[test]
+fn a_cold_open_fetches_what_it_needs_together_and_the_opus_head_once() {
+    let fx = Setup::new();
+    let remote = long_opus(&fx);
+    // `info` opens the recording (stream, index, OpusHead, checkpoints), through a relay
+    // that counts the connections: one per request in flight at a time
+    let relay = ConnectionCounter::start(fx.s3.port);
+    let mark = fx.s3.log_mark();
+    let o = zw_command(Some(&fx.s3))
+        .env("AWS_ENDPOINT_URL", &relay.endpoint)
+        .args(["info", remote, "long"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "info failed: {}", stderr(&o));
+    let requests = fx.s3.requests_since(mark);
+    let first_bytes = requests
+        .iter()
+        .filter(|r| r.uri.ends_with("/long/stream/c/0"))
+        .count();
+    assert_eq!(
+        first_bytes, 1,
+        "the stream's first page read once: {requests:#?}"
+    );
+    assert!(
+        relay.connections() >= 4,
+        "{} connection(s): the open's requests went one after another: {requests:#?}",
+        relay.connections()
+    );
+}
+
+#[test]
+fn restoring_a_checkpoint_reads_its_warm_up_and_its_span_in_one_request() {
+    let fx = Setup::new();
+    let remote = long_opus(&fx);
+    // half a second inside one span (checkpoints lie 3 s apart, each within the first
+    // second after a multiple of 3 s), restored from the checkpoint before it
+    let mark = fx.s3.log_mark();
+    let args: [&dyn AsRef<OsStr>; 9] = [
+        &"extract", &remote, &"long", &"--start", &"31.5", &"--end", &"32", &"-o", &"-",
+    ];
+    zw_ok(Some(&fx.s3), &args);
+    let requests = fx.s3.requests_since(mark);
+    let stream_reads: Vec<&LoggedRequest> = requests
+        .iter()
+        .filter(|r| r.uri.contains("/long/stream/c/"))
+        .filter(|r| {
+            !r.range
+                .as_deref()
+                .is_some_and(|r| r.starts_with("bytes=0-"))
+        })
+        .collect();
+    assert_eq!(
+        stream_reads.len(),
+        1,
+        "stream reads past the head: {stream_reads:#?}"
+    );
 }

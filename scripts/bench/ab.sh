@@ -51,17 +51,17 @@ export LC_ALL=C
 HELPERS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HELPERS/../.." && pwd)
 
-usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }
-log() { printf '[ab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+LOG_TAG=ab
+# shellcheck source=scripts/bench/common.sh
+. "$HELPERS/common.sh"
 
 # --- options -----------------------------------------------------------------------------
 COMMAND="scripts/bench/ab.sh${*:+ $(printf '%q ' "$@")}"
 COMMAND=${COMMAND% }
 QUICK=0 OLD="" NEW="" OLD_REV="" NEW_REV="" PAIRS="" READS="" OUT="" WORK="" KEEP=0 DROP=""
 while [ $# -gt 0 ]; do
+    if common_option "$@"; then shift "$OPT_SHIFT"; continue; fi
     case $1 in
-        --quick) QUICK=1 ;;
         --old) OLD=${2:?--old needs a path}; shift ;;
         --old=*) OLD=${1#*=} ;;
         --new) NEW=${2:?--new needs a path}; shift ;;
@@ -74,14 +74,6 @@ while [ $# -gt 0 ]; do
         --pairs=*) PAIRS=${1#*=} ;;
         --reads) READS=${2:?--reads needs a number}; shift ;;
         --reads=*) READS=${1#*=} ;;
-        --out) OUT=${2:?--out needs a file}; shift ;;
-        --out=*) OUT=${1#*=} ;;
-        --work) WORK=${2:?--work needs a directory}; shift ;;
-        --work=*) WORK=${1#*=} ;;
-        --keep) KEEP=1 ;;
-        --drop-caches) DROP=1 ;;
-        --no-drop-caches) DROP=0 ;;
-        -h | --help) usage; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
     shift
@@ -110,15 +102,8 @@ RECS=(mono flac)
 [[ $READS =~ ^[1-9][0-9]*$ ]] || die "--reads must be a positive number"
 
 # --- tools -------------------------------------------------------------------------------
-have() { command -v "$1" >/dev/null 2>&1; }
-NOTES=()
-note() { log "note: $*"; NOTES+=("$*"); }
 for t in fusermount3 mountpoint opusenc python3 sha256sum; do have "$t" || die "$t is required (scripts/setup.sh installs it)"; done
 [ -e /dev/fuse ] || die "/dev/fuse is missing"
-# The real interpreter, not a pyenv shim (a shim costs ~50 ms per call).
-PY=$(python3 -c 'import sys; print(sys.executable)')
-# probe.py needs only the standard library: -S skips site-packages (60 ms less per call).
-PROBE=("$PY" -S "$HELPERS/probe.py")
 
 abspath() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
 [ -x "$OLD" ] || die "--old: no executable at $OLD"
@@ -129,33 +114,20 @@ OLD=$(abspath "$OLD") NEW=$(abspath "$NEW")
 # WORK keeps the material between full runs (deterministic; the same folder and keys as
 # scripts/bench.sh, so either script reuses the other's mono.opus); RUN holds everything
 # of this run and is removed at the end (unless --keep).
-TEMP_WORK=0
-if [ -z "$WORK" ]; then
-    if [ "$MODE" = quick ]; then
-        WORK=$(mktemp -d "${TMPDIR:-/tmp}/zarr-wavfs-ab.XXXXXX"); TEMP_WORK=1
-    else
-        WORK=$ROOT/target/bench-work
-    fi
-fi
-mkdir -p "$WORK"
-WORK=$(cd "$WORK" && pwd)
+work_dir ab "$ROOT/target/bench-work"
 MAT=$WORK/material RUN=$WORK/ab-run
 MNT=$RUN/mnt ARCH=$RUN/archive SRC=$RUN/src
 
 # The one mount of the run: its daemon's pid and which binary it is.
-MNT_PID="" MNT_WHO=""
+MNT_PID=""
 SAMPLER=""                     # pid of the load sampler
 
 cleanup() {
-    local rc=$? i
+    local rc=$?
     set +e
     trap - EXIT INT TERM
     [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null
-    if [ -n "$MNT_PID" ]; then
-        if mountpoint -q "$MNT"; then fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"; fi
-        for ((i = 0; i < 100; i++)); do kill -0 "$MNT_PID" 2>/dev/null || break; sleep 0.05; done
-        kill "$MNT_PID" 2>/dev/null
-    fi
+    [ -n "$MNT_PID" ] && stop_daemon "$MNT" "$MNT_PID" 5
     if [ "$TEMP_WORK" = 1 ] && [ "$KEEP" = 0 ]; then rm -rf "$WORK"; elif [ "$KEEP" = 0 ]; then rm -rf "$RUN"; fi
     [ "$KEEP" = 1 ] && log "results kept in $RUN"
     [ "$rc" -ne 0 ] && log "failed (exit $rc)"
@@ -175,17 +147,7 @@ B=${BIN_OF[new]}
 RESULTS=$RUN/results.tsv META=$RUN/meta.tsv
 : >"$RESULTS"; : >"$META"
 
-# --- how busy the machine is with other work ---------------------------------------------------
-# As in scripts/bench.sh: every 2 s the 1-min load average and the number of threads
-# outside this script's session that are running or waiting for I/O.
-SID=$(ps -o sid= -p $$ | tr -d ' ')
-sample_load() {
-    while :; do
-        printf '%s\t%s\n' "$(cut -d' ' -f1 /proc/loadavg)" \
-            "$(ps -eL -o sid=,stat= | awk -v s="$SID" '$1 != s && $1 != 0 && $2 ~ /^[RD]/ { n++ } END { print n + 0 }')"
-        sleep 2
-    done
-}
+# How busy the machine is with other work (common.sh), as in scripts/bench.sh.
 sample_load >"$RUN/load.tsv" 2>/dev/null &
 SAMPLER=$!
 
@@ -193,58 +155,24 @@ SAMPLER=$!
 # results.tsv: "measure/system/recording<TAB>value<TAB>pair" (system old or new; pair: the
 # pair of sequential runs, or the offset's index for random reads); meta.tsv:
 # "key<TAB>value". scripts/bench/ab_report.py turns both into the table.
-rec() { printf '%s\t%s\t%s\n' "$1" "$2" "${3:--}" >>"$RESULTS"; }
-meta() { printf '%s\t%s\n' "$1" "$2" >>"$META"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", b - a }'; }
 HZ=$(getconf CLK_TCK)
 # daemon_cpu_s PID: user + system CPU seconds of process PID so far.
 daemon_cpu_s() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$HZ" '{ printf "%.3f", ($12 + $13) / hz }'; }
-vmhwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# --- cold state (as scripts/bench.sh) -----------------------------------------------------------
-if [ "$DROP" = 1 ] && ! { sync && echo 3 >/proc/sys/vm/drop_caches; } 2>/dev/null; then
-    DROP=0
-    note "/proc/sys/vm/drop_caches is not writable: cold runs evict the archive's files with posix_fadvise instead"
-fi
-# cold_cache PATH...: the page cache forgets the data (PATHs: the files behind the read).
-cold_cache() {
-    if [ "$DROP" = 1 ]; then
-        sync
-        echo 3 >/proc/sys/vm/drop_caches
-    else
-        "${PROBE[@]}" evict "$@"
-    fi
-}
-
-# --- mounts (as remount/unmount/wait_mounted of scripts/bench.sh, for one mountpoint) ---------
-wait_mounted() { # MNT PID
-    local i
-    for ((i = 0; i < 2000; i++)); do
-        mountpoint -q "$1" && return 0
-        kill -0 "$2" 2>/dev/null || die "daemon for $1 exited; see $RUN/logs"
-        sleep 0.01
-    done
-    die "$1 not mounted after 20 s"
-}
+# --- cold state and mounts (common.sh, as scripts/bench.sh, for one mountpoint) -----------------
+check_drop_caches
 unmount() {
-    local i
     [ -n "$MNT_PID" ] || return 0
-    fusermount3 -u "$MNT" || fusermount3 -uz "$MNT"
-    for ((i = 0; i < 3000; i++)); do kill -0 "$MNT_PID" 2>/dev/null || break; sleep 0.01; done
-    if kill -0 "$MNT_PID" 2>/dev/null; then
-        log "$MNT_WHO: daemon $MNT_PID still running 30 s after unmount, killing it"
-        kill "$MNT_PID"
-    fi
-    wait "$MNT_PID" 2>/dev/null || true
-    MNT_PID="" MNT_WHO=""
+    stop_daemon "$MNT" "$MNT_PID"
+    MNT_PID=""
 }
 # remount WHO: unmount if mounted, then a fresh mount of the archive by binary WHO (old|new).
 remount() {
     unmount
     "${BIN_OF[$1]}" mount "$ARCH" "$MNT" -f --cache-size "$CACHE_SIZE" --log "$RUN/logs/mount-$1.log" \
         </dev/null >>"$RUN/logs/mount-$1.stderr" 2>&1 &
-    MNT_PID=$! MNT_WHO=$1
-    wait_mounted "$MNT" "$MNT_PID"
+    MNT_PID=$!
+    wait_mounted "$MNT" "$MNT_PID" || die "mount by $1 failed; see $RUN/logs"
 }
 # order I: the two binaries in the order of pair (or offset) I: ABBA.
 order() { if (($1 % 2 == 0)); then echo old new; else echo new old; fi; }
@@ -269,10 +197,6 @@ fi
 # ==============================================================================================
 # 1. Material, as scripts/bench.sh makes it (same keys, so its mono.opus is shared)
 # ==============================================================================================
-material_key() { # SECS CHANNELS: the key of an encoded file, as in scripts/bench.sh
-    printf '%s secs=%s ch=%s bitrate=%sk %s\n' "$(sha256sum "$HELPERS/material.py" | cut -c1-16)" \
-        "$1" "$2" $((BITRATE_K * $2)) "$(opusenc --version 2>&1 | head -1)"
-}
 wav_key() { # SECS: the key of the FLAC source WAV
     printf '%s secs=%s ch=1 wav\n' "$(sha256sum "$HELPERS/material.py" | cut -c1-16)" "$1"
 }
@@ -428,13 +352,7 @@ meta bitrate_k "$BITRATE_K"
 meta cache_size "$CACHE_SIZE"
 for n in "${NOTES[@]}"; do meta note "$n"; done
 
-kill "$SAMPLER" 2>/dev/null || true
-wait "$SAMPLER" 2>/dev/null || true
-SAMPLER=""
-while IFS=$'\t' read -r l n; do
-    rec "load1/-/-" "$l"
-    rec "foreign_threads/-/-" "$n"
-done <"$RUN/load.tsv"
+stop_sampler "$RUN/load.tsv"
 
 "$PY" "$HELPERS/ab_report.py" "$RESULTS" "$META" >"$RUN/report.md"
 if [ -n "$OUT" ]; then

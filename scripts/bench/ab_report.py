@@ -8,64 +8,14 @@ index of the A/B pair of sequential runs, or of the offset of a random read); ME
 "key<TAB>value". Standard library only. Nothing here measures anything.
 """
 
-import math
 import statistics
 import sys
-from collections import defaultdict
 
-R = defaultdict(list)          # key -> [value, ...] in run order
-P = defaultdict(dict)          # key -> {pair: value}
-M = defaultdict(list)          # meta key -> [value, ...]
-
-
-def load(results, meta):
-    for line in open(results):
-        parts = line.rstrip("\n").split("\t")
-        if len(parts) < 2:
-            continue
-        key, value = parts[0], float(parts[1])
-        R[key].append(value)
-        if len(parts) > 2 and parts[2] != "-":
-            P[key][int(parts[2])] = value
-    for line in open(meta):
-        k, _, v = line.rstrip("\n").partition("\t")
-        M[k].append(v)
-
-
-def meta(k, default="–"):
-    return M[k][-1] if M.get(k) else default
-
-
-def pct(values, q):
-    """Nearest-rank percentile, as scripts/bench/report.py: the smallest value with at
-    least q of them at or below."""
-    if not values:
-        return None
-    s = sorted(values)
-    return s[max(0, math.ceil(q * len(s)) - 1)]
-
-
-def num(x, digits=None):
-    if x is None:
-        return "–"
-    if digits is None:
-        a = abs(x)
-        digits = 0 if a >= 100 else 1 if a >= 10 else 2 if a >= 1 else 3 if a >= 0.01 else 4
-    return f"{x:,.{digits}f}"
+from benchlib import P, R, load, meta, notes, num, pct, spread
 
 
 def ratio(b, a):
     return b / a if a and b is not None else None
-
-
-def spread(xs, scale=1.0, digits=None):
-    """median (min–max) of xs times scale."""
-    if not xs:
-        return "–"
-    xs = [x * scale for x in xs]
-    if len(xs) == 1:
-        return num(xs[0], digits)
-    return f"{num(statistics.median(xs), digits)} ({num(min(xs), digits)}–{num(max(xs), digits)})"
 
 
 def failures(measure, rec):
@@ -205,13 +155,8 @@ def main():
     w(machine + ".")
     w("")
     w(f"Command: `{meta('command')}`")
-    notes = M.get("note", [])
-    if notes:
-        w("")
-        w("Notes:")
-        w("")
-        for n in notes:
-            w(f"- {n}")
+    w("")
+    notes(w, "Notes:")
     print("\n".join(out))
 
 

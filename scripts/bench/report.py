@@ -12,77 +12,13 @@ percentiles of all reads (nearest rank). Nothing here measures anything.
 import math
 import statistics
 import sys
-from collections import defaultdict
 
-R = defaultdict(list)   # "measure/system/case" -> [float]
-M = defaultdict(list)   # meta key -> [str]
+from benchlib import M, R, load, med, meta, notes, num, pct, row, runs, v
+
 OUT = []                # the report's lines
 
 SYS_COLS = ["ours", "ffmpegfs", "opusdec", "ffmpeg", "tmpfs"]
 KIND_TITLE = {"mono": "mono", "stereo": "stereo"}
-
-
-def load(results, meta):
-    for line in open(results):
-        if "\t" in line:
-            k, v = line.rstrip("\n").split("\t", 1)
-            try:
-                R[k].append(float(v))
-            except ValueError:
-                pass
-    for line in open(meta):
-        if "\t" in line:
-            k, v = line.rstrip("\n").split("\t", 1)
-            M[k].append(v)
-
-
-def meta(k, default="?"):
-    return M[k][-1] if M.get(k) else default
-
-
-def v(measure, system="-", case="-"):
-    return R.get(f"{measure}/{system}/{case}", [])
-
-
-def med(measure, system="-", case="-"):
-    x = v(measure, system, case)
-    return statistics.median(x) if x else None
-
-
-def pct(values, q):
-    """Nearest-rank percentile: the smallest value with at least q of them at or below."""
-    if not values:
-        return None
-    s = sorted(values)
-    return s[max(0, math.ceil(q * len(s)) - 1)]
-
-
-def failed(measure, system, case):
-    return len(v(f"failed/{measure}", system, case))
-
-
-def num(x, digits=None):
-    if x is None:
-        return "–"
-    if digits is None:
-        a = abs(x)
-        digits = 0 if a >= 100 else 1 if a >= 10 else 2 if a >= 1 else 3 if a >= 0.01 else 4
-    return f"{x:,.{digits}f}"
-
-
-def runs(measure, system, case, scale=1.0, invert=None):
-    """median (min–max) of the runs, times `scale`; `invert`: show invert/value instead
-    (a rate from times). A failure count is added when some runs failed."""
-    x = v(measure, system, case)
-    f = failed(measure, system, case)
-    if not x:
-        return f"failed ×{f}" if f else "–"
-    if invert is not None:
-        vals = [invert / t for t in x]
-    else:
-        vals = [t * scale for t in x]
-    text = f"{num(statistics.median(vals))} ({num(min(vals))}–{num(max(vals))})"
-    return text + (f", {f} failed" if f else "")
 
 
 def limit_shares(k, cores):
@@ -116,9 +52,6 @@ def best_decoder(measure, case):
              if med(measure, d, case) is not None]
     return min(cands) if cands else (None, None)
 
-
-def row(cells):
-    return "| " + " | ".join(cells) + " |"
 
 PROFILE_ROWS = [
     ("u_opus", "user: libopus decoding (libopus, libm)"),
@@ -707,13 +640,7 @@ def main():
       "to 44.1 kHz, and `--audiosamplerate=0` (keep the rate) fails in 2.13 with "
       "\"The encoder timebase is not set\". It names `X.opus` `X.opus.wav`.")
     w("")
-    notes = M.get("note", [])
-    if notes:
-        w("## Notes from this run")
-        w("")
-        for n in notes:
-            w(f"- {n}")
-        w("")
+    notes(w, "## Notes from this run")
     print("\n".join(out))
 
 

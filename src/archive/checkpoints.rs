@@ -16,7 +16,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use zarrs::array::{Array, ArrayBuilder, codec::ZstdCodec, data_type};
+use zarrs::array::codec::ZstdCodec;
+use zarrs::array::{
+    Array, ArrayBuilder, ArrayShardedReadableExt, ArrayShardedReadableExtCache, CodecOptions,
+    data_type,
+};
 
 use super::store::{Node, StoreArray, read_group_attrs, write_group};
 use super::{ATTR_KEY, ArchiveError};
@@ -124,7 +128,9 @@ pub struct StoredCheckpoints {
     pub interval: u64,
     pub encoding: Encoding,
     pub rows: Vec<CheckpointRow>,
-    states: Option<StoreArray>,
+    /// The `states` array and its shard indexes as read so far: each is read once,
+    /// not again for every state of its shard.
+    states: Option<(StoreArray, ArrayShardedReadableExtCache)>,
     dir: Location,
     store: Store,
     rel: String,
@@ -235,7 +241,10 @@ impl StoredCheckpoints {
             interval,
             encoding,
             rows,
-            states: Some(states),
+            states: Some({
+                let shard_indexes = ArrayShardedReadableExtCache::new(&states);
+                (states, shard_indexes)
+            }),
             dir,
             store: store.clone(),
             rel: group_rel,
@@ -248,11 +257,22 @@ impl StoredCheckpoints {
             .rows
             .get(j)
             .ok_or_else(|| ArchiveError::damaged(&self.dir, format!("no checkpoint {j}")))?;
-        let states = self.states.as_ref().expect("rows imply states");
+        let (states, shard_indexes) = self.states.as_ref().expect("rows imply states");
         let size = self.fingerprint.state_size;
         let i = j as u64;
+        // A shard is small: a remote store fetches it whole (once in a while), and its
+        // index and then the state come from there, not in two requests in a row.
+        if let Ok(shape) = states.chunk_shape(&[0, 0]) {
+            let shard = i / shape[0].get();
+            self.store
+                .prefetch(&[states.chunk_key(&[shard, 0]).as_str().to_string()]);
+        }
         let mut bytes: Vec<u8> = states
-            .retrieve_array_subset(&[i..i + 1, 0..row_bytes(self.encoding, size)])
+            .retrieve_array_subset_sharded_opt(
+                shard_indexes,
+                &[i..i + 1, 0..row_bytes(self.encoding, size)],
+                &CodecOptions::default(),
+            )
             .map_err(|e| ArchiveError::zarr(self.dir.join("states"), e))?;
         match self.encoding {
             Encoding::Full => {

@@ -35,6 +35,10 @@ struct Node {
     /// The recording's `zarr_wavfs` attribute, as in its `zarr.json`; absent for folders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     recording: Option<serde_json::Value>,
+    /// Bytes stored of the recording's audio, as `Archive::audio_bytes` lists them; absent
+    /// for folders and in manifests of older writers (readers then list the arrays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    audio_bytes: Option<u64>,
 }
 
 /// The archive's nodes by archive-relative path.
@@ -98,8 +102,9 @@ impl Manifest {
                     Entry::Recording {
                         meta: Ok(meta),
                         modified,
+                        audio_bytes,
                         ..
-                    } => m.recording(&path, meta, *modified),
+                    } => m.recording(&path, meta, *modified, *audio_bytes),
                     Entry::Recording { meta: Err(_), .. } => {}
                 }
             }
@@ -114,11 +119,18 @@ impl Manifest {
             path: path.to_string(),
             modified_ns: nanos(modified),
             recording: None,
+            audio_bytes: None,
         });
     }
 
     /// Adds (or replaces) the recording at `path`, and the folders on the way to it.
-    pub fn recording(&mut self, path: &str, meta: &RecordingMeta, modified: SystemTime) {
+    pub fn recording(
+        &mut self,
+        path: &str,
+        meta: &RecordingMeta,
+        modified: SystemTime,
+        audio_bytes: Option<u64>,
+    ) {
         let mut at = 0;
         while let Some(i) = path[at..].find('/') {
             self.folder(&path[..at + i], modified);
@@ -131,14 +143,25 @@ impl Manifest {
                 path: path.to_string(),
                 modified_ns: nanos(modified),
                 recording: attrs.get(ATTR_KEY).cloned(),
+                audio_bytes,
             },
         );
     }
 
-    /// Takes the nodes of `other` that this one does not have.
-    fn merge_missing(&mut self, other: Manifest) {
+    /// Takes the nodes of `other` that this one does not have, and the sizes it gives
+    /// of the same recordings (a walk, which a local archive's import starts from, has
+    /// none).
+    fn merge(&mut self, other: Manifest) {
         for (k, v) in other.nodes {
-            self.nodes.entry(k).or_insert(v);
+            match self.nodes.get_mut(&k) {
+                Some(n) if n.audio_bytes.is_none() && n.recording == v.recording => {
+                    n.audio_bytes = v.audio_bytes;
+                }
+                Some(_) => {}
+                None => {
+                    self.nodes.insert(k, v);
+                }
+            }
         }
     }
 
@@ -213,6 +236,7 @@ impl Manifest {
                                 path,
                                 meta,
                                 modified,
+                                audio_bytes: n.audio_bytes,
                             }
                         }
                     }
@@ -264,9 +288,16 @@ impl ManifestUpdater {
         })
     }
 
-    /// Records a committed recording; rewrites the manifest when due.
-    pub fn committed(&mut self, path: &str, meta: &RecordingMeta) -> Result<(), ArchiveError> {
-        self.manifest.recording(path, meta, SystemTime::now());
+    /// Records a committed recording and the bytes its audio takes; rewrites the
+    /// manifest when due.
+    pub fn committed(
+        &mut self,
+        path: &str,
+        meta: &RecordingMeta,
+        audio_bytes: u64,
+    ) -> Result<(), ArchiveError> {
+        self.manifest
+            .recording(path, meta, SystemTime::now(), Some(audio_bytes));
         self.dirty = true;
         if self.last_write.is_none_or(|t| t.elapsed() >= REWRITE_EVERY) {
             self.flush()?;
@@ -280,7 +311,7 @@ impl ManifestUpdater {
             return Ok(());
         }
         if let Some(stored) = Manifest::read(&self.store)? {
-            self.manifest.merge_missing(stored);
+            self.manifest.merge(stored);
         }
         self.manifest.write(&self.store)?;
         self.last_write = Some(Instant::now());

@@ -21,6 +21,37 @@ type Attrs = serde_json::Map<String, serde_json::Value>;
 /// `stream` keep about 8 MiB in flight, a 20 ms round trip at 3 Gbit/s.
 const REMOTE_READ_AHEAD: u64 = 8 << 20;
 
+/// The bytes read for a stream's first page (see `read_opus_head`): the largest page
+/// header, 27 bytes and a table of 255 segments.
+const OPUS_HEAD_READ: u64 = 27 + 255;
+
+/// The bytes hinted for a FLAC stream's metadata blocks, which `FlacSource::open`
+/// reads up to the first frame (STREAMINFO alone as we write them; padding or
+/// pictures in a FLAC file imported as it is).
+const FLAC_HEAD_READ: u64 = 64 << 10;
+
+/// The objects opening a recording of `codec` at `path` reads, none of which depends
+/// on another: array metadata, and the single chunk of the small arrays (keys as
+/// written, docs/FORMAT.md; another layout only makes the prefetch miss).
+fn open_keys(path: &str, codec: &str) -> Vec<String> {
+    let arrays: &[&str] = match codec {
+        "pcm" => &["samples/zarr.json", "chunk_crc32c/zarr.json"],
+        "flac" => &["stream/zarr.json", "index/zarr.json", "index/c/0/0"],
+        _ => &[
+            "stream/zarr.json",
+            "index/zarr.json",
+            "index/c/0/0",
+            "checkpoints/zarr.json",
+            "checkpoints/positions/zarr.json",
+            "checkpoints/positions/c/0/0",
+            "checkpoints/digests/zarr.json",
+            "checkpoints/digests/c/0/0",
+            "checkpoints/states/zarr.json",
+        ],
+    };
+    arrays.iter().map(|a| format!("{path}/{a}")).collect()
+}
+
 /// A zarrs array in any store.
 pub(crate) type StoreArray = Array<dyn ReadableWritableListableStorageTraits>;
 
@@ -91,6 +122,11 @@ pub trait StreamBytes: Send + Sync {
     /// Hints that `range` will be read soon, so the system can start reading it from
     /// disk now, in the background. Only a hint: nothing is checked or reported.
     fn will_need(&self, _range: Range<u64>) {}
+
+    /// Hints that `range` is about to be read in parts, one after another (a warm-up
+    /// and the span after it): fetched whole at once, and nothing beyond it (unlike
+    /// `will_need`, which a sequential reader gives).
+    fn will_read(&self, _range: Range<u64>) {}
 }
 
 impl StreamBytes for Vec<u8> {
@@ -116,6 +152,19 @@ impl RecordingStore {
         meta: RecordingMeta,
     ) -> Result<Self, ArchiveError> {
         let dir = store.location(path);
+        // A remote store fetches all that opening needs at once, not one after another.
+        store.prefetch(&open_keys(path, &meta.codec));
+        let head = match meta.codec.as_str() {
+            "pcm" => 0,
+            "flac" => FLAC_HEAD_READ,
+            _ => OPUS_HEAD_READ,
+        };
+        if store.local_root().is_none() && head > 0 {
+            store.will_need(
+                &format!("{path}/stream/c/0"),
+                0..head.min(meta.stream_bytes),
+            );
+        }
         let stream = if meta.codec == "pcm" {
             None
         } else {
@@ -214,12 +263,16 @@ impl RecordingStore {
     /// channel mapping, which the metadata does not repeat.
     pub fn read_opus_head(&self) -> Result<OpusHead, ArchiveError> {
         let path = self.dir().join("stream");
-        let header = self.read(0..27 + 255)?;
-        let len = page_len(&header)
+        // A page's largest header and segment table: usually the whole first page,
+        // which holds only OpusHead, so one read.
+        let mut bytes = self.read(0..OPUS_HEAD_READ)?;
+        let len = page_len(&bytes)
             .ok_or_else(|| ArchiveError::damaged(&path, "stream ends inside its first page"))?;
-        let bytes = self.read(0..len as u64)?;
-        let page =
-            parse_page(&bytes, 0).map_err(|e| ArchiveError::damaged(&path, e.to_string()))?;
+        if len > bytes.len() {
+            bytes = self.read(0..len as u64)?;
+        }
+        let page = parse_page(&bytes[..len.min(bytes.len())], 0)
+            .map_err(|e| ArchiveError::damaged(&path, e.to_string()))?;
         let mut first = None;
         let Ok(()) = PacketAssembler::new().push::<std::convert::Infallible>(&page, |p| {
             first.get_or_insert_with(|| p.to_vec());
@@ -285,6 +338,23 @@ impl StreamBytes for RecordingStore {
     /// stream's plain `bytes` codec (docs/FORMAT.md); for any other layout the hint is
     /// merely imprecise.
     fn will_need(&self, range: Range<u64>) {
+        let ahead = if self.store.local_root().is_none() {
+            REMOTE_READ_AHEAD
+        } else {
+            0
+        };
+        self.hint(range, ahead);
+    }
+
+    fn will_read(&self, range: Range<u64>) {
+        self.hint(range, 0);
+    }
+}
+
+impl RecordingStore {
+    /// Hints the chunk parts holding `range`, and the whole chunks up to `ahead` bytes
+    /// past it.
+    fn hint(&self, range: Range<u64>, ahead: u64) {
         let Some(stream) = &self.stream else {
             return;
         };
@@ -292,18 +362,13 @@ impl StreamBytes for RecordingStore {
             return;
         };
         let width = shape[0].get();
-        let remote = self.store.local_root().is_none();
-        let end = if remote {
-            (range.end + REMOTE_READ_AHEAD).min(self.meta.stream_bytes)
-        } else {
-            range.end.min(self.meta.stream_bytes)
-        };
+        let end = (range.end + ahead).min(self.meta.stream_bytes);
         let mut at = range.start;
         while at < end {
             let chunk = at / width;
             let (lo, hi) = (chunk * width, ((chunk + 1) * width).min(end));
             let key = stream.chunk_key(&[chunk]);
-            let part = if remote && hi > range.end {
+            let part = if hi > range.end {
                 // Beyond what was asked: the whole chunk, one request.
                 0..width.min(self.meta.stream_bytes - lo)
             } else {

@@ -75,8 +75,16 @@ pub fn ls(archive: &Archive) -> Result<(String, bool), ArchiveError> {
                     name,
                     path,
                     meta: Ok(m),
+                    audio_bytes,
                     ..
                 } => {
+                    // From the manifest, else listed (a web server cannot list).
+                    let audio_bytes = audio_bytes.or_else(|| {
+                        archive
+                            .store()
+                            .is_listable()
+                            .then(|| archive.audio_bytes(path))
+                    });
                     let _ = writeln!(
                         out,
                         "{pad}{name}.wav  {}  {} Hz  {} ch  {}  {}  {} ({})",
@@ -86,13 +94,7 @@ pub fn ls(archive: &Archive) -> Result<(String, bool), ArchiveError> {
                         m.sample_format,
                         m.codec,
                         format_bytes(wav_size(m)),
-                        stored(
-                            archive
-                                .store()
-                                .is_listable()
-                                .then(|| archive.audio_bytes(path)),
-                            m
-                        )
+                        stored(audio_bytes, m)
                     );
                 }
                 Entry::Recording {

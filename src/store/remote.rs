@@ -12,7 +12,7 @@ use std::future::Future;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -38,6 +38,11 @@ const LISTINGS_IN_FLIGHT: usize = 32;
 /// Read-ahead ranges kept at most, and their total bytes.
 const READ_AHEAD_ENTRIES: usize = 64;
 const READ_AHEAD_BYTES: u64 = 64 << 20;
+/// Prefetched objects kept at most, and for how long: the reads of its key in that
+/// time take it from there (an open, a checkpoint shard read in parts), later ones ask
+/// the store again, as the object may have changed.
+const PREFETCH_ENTRIES: usize = 64;
+const PREFETCH_TTL: Duration = Duration::from_secs(10);
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -67,6 +72,7 @@ struct Inner {
     listable: bool,
     requests: AtomicU64,
     read_ahead: Mutex<VecDeque<Ahead>>,
+    prefetched: Mutex<VecDeque<Prefetched>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -75,6 +81,14 @@ impl std::fmt::Debug for Inner {
             .field("base", &self.base)
             .finish()
     }
+}
+
+/// A whole object being fetched (or fetched) before it is asked for; `Ok(None)`: there
+/// is none.
+struct Prefetched {
+    key: String,
+    at: Instant,
+    result: watch::Receiver<Option<Result<Option<Object>, StoreError>>>,
 }
 
 /// A range being fetched (or fetched) ahead of its reader.
@@ -147,6 +161,7 @@ impl RemoteStore {
                 listable,
                 requests: AtomicU64::new(0),
                 read_ahead: Mutex::new(VecDeque::new()),
+                prefetched: Mutex::new(VecDeque::new()),
             }),
         })
     }
@@ -172,21 +187,38 @@ impl RemoteStore {
     }
 
     pub(super) fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        self.inner.get_object(key)
+    }
+
+    /// Starts fetching the whole objects `keys` concurrently in the background.
+    pub(super) fn prefetch(&self, keys: &[String]) {
         let i = &self.inner;
-        let path = i.path(key);
-        i.count();
-        let got = i.run(key, async {
-            let r = i.client.get_opts(&path, GetOptions::default()).await?;
-            let modified = r.meta.last_modified.into();
-            Ok(Object {
-                bytes: r.bytes().await?,
-                modified,
-            })
-        });
-        match got {
-            Ok(o) => Ok(Some(o)),
-            Err(StoreError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
+        let mut table = i.prefetched.lock();
+        table.retain(|p| p.at.elapsed() < PREFETCH_TTL);
+        for key in keys {
+            if table.iter().any(|p| &p.key == key) {
+                continue;
+            }
+            let (tx, rx) = watch::channel(None);
+            table.push_back(Prefetched {
+                key: key.clone(),
+                at: Instant::now(),
+                result: rx,
+            });
+            if table.len() > PREFETCH_ENTRIES {
+                table.pop_front();
+            }
+            let inner = self.inner.clone();
+            let key = key.clone();
+            i.count();
+            runtime().spawn(async move {
+                let got = match inner.bounded(&key, inner.fetch_object(&key)).await {
+                    Ok(o) => Ok(Some(o)),
+                    Err(StoreError::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                };
+                let _ = tx.send(Some(got));
+            });
         }
     }
 
@@ -241,6 +273,7 @@ impl RemoteStore {
             });
         }
         let path = i.path(key);
+        i.forget_prefetched(key);
         i.count();
         match i.run(key, i.client.delete(&path)) {
             Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
@@ -260,6 +293,7 @@ impl RemoteStore {
             format!("{}{}/", i.prefix, to.trim_matches('/')),
         );
         let src_prefix = format!("{}/", src.as_ref());
+        i.forget_prefetched(to);
         i.count();
         let objects = i.run(from, i.client.list(Some(&src)).try_collect::<Vec<_>>())?;
         for _ in &objects {
@@ -425,6 +459,53 @@ impl Inner {
         }
     }
 
+    async fn fetch_object(&self, key: &str) -> object_store::Result<Object> {
+        let r = self
+            .client
+            .get_opts(&self.path(key), GetOptions::default())
+            .await?;
+        let modified = r.meta.last_modified.into();
+        Ok(Object {
+            bytes: r.bytes().await?,
+            modified,
+        })
+    }
+
+    /// The whole object at `key` (`None`: there is none), prefetched or read now.
+    fn get_object(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        if let Some(got) = self.prefetched(key) {
+            return Ok(got);
+        }
+        self.count();
+        match self.run(key, self.fetch_object(key)) {
+            Ok(o) => Ok(Some(o)),
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The object prefetched for `key` (waiting for it if it is still on its way);
+    /// `None` when none was lately or that failed (the caller then asks the store).
+    fn prefetched(&self, key: &str) -> Option<Option<Object>> {
+        let mut rx = {
+            let table = self.prefetched.lock();
+            table
+                .iter()
+                .find(|p| p.key == key && p.at.elapsed() < PREFETCH_TTL)?
+                .result
+                .clone()
+        };
+        runtime()
+            .block_on(async {
+                tokio::time::timeout(self.timeout, rx.wait_for(Option::is_some))
+                    .await
+                    .ok()?
+                    .ok()
+                    .and_then(|v| v.clone())
+            })?
+            .ok()
+    }
+
     async fn fetch(&self, key: &str, range: GetRange) -> object_store::Result<Bytes> {
         let opts = GetOptions {
             range: Some(range),
@@ -467,9 +548,21 @@ impl Inner {
             });
         }
         let path = self.path(key);
+        self.forget_prefetched(key);
         self.count();
         self.run(key, self.client.put(&path, PutPayload::from(bytes)))
             .map(drop)
+    }
+
+    /// Drops what was prefetched of `rel` and the keys below it, which this process is
+    /// about to change.
+    fn forget_prefetched(&self, rel: &str) {
+        let rel = rel.trim_matches('/');
+        self.prefetched.lock().retain(|p| {
+            !(rel.is_empty()
+                || p.key == rel
+                || p.key.strip_prefix(rel).is_some_and(|r| r.starts_with('/')))
+        });
     }
 
     fn erase_rel(&self, rel: &str) -> Result<(), StoreError> {
@@ -479,6 +572,7 @@ impl Inner {
             });
         }
         let dir = self.path(rel);
+        self.forget_prefetched(rel);
         self.count();
         self.run(rel, async {
             let keys = self.client.list(Some(&dir)).map_ok(|m| m.location).boxed();
@@ -498,6 +592,26 @@ impl Inner {
         key: &str,
         ranges: Vec<ByteRange>,
     ) -> Result<Option<Vec<Bytes>>, StoreError> {
+        if let Some(object) = self.prefetched(key) {
+            let Some(object) = object else {
+                return Ok(None);
+            };
+            let len = object.bytes.len() as u64;
+            let within: Option<Vec<Bytes>> = ranges
+                .iter()
+                .map(|r| {
+                    let (a, b) = match *r {
+                        ByteRange::FromStart(off, Some(n)) => (off, off + n),
+                        ByteRange::FromStart(off, None) => (off, len),
+                        ByteRange::Suffix(n) => (len.saturating_sub(n), len),
+                    };
+                    (a <= b && b <= len).then(|| object.bytes.slice(a as usize..b as usize))
+                })
+                .collect();
+            if within.is_some() {
+                return Ok(within);
+            }
+        }
         let mut out: Vec<Option<Bytes>> = vec![None; ranges.len()];
         let mut wanted = Vec::new();
         for (n, r) in ranges.iter().enumerate() {
@@ -543,14 +657,9 @@ fn first_line(s: &str) -> String {
 
 impl ReadableStorageTraits for Inner {
     fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
-        let k = key.as_str();
-        let path = self.path(k);
-        self.count();
-        match self.run(k, async { self.client.get(&path).await?.bytes().await }) {
-            Ok(b) => Ok(Some(b)),
-            Err(StoreError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(Self::storage_error(e)),
-        }
+        self.get_object(key.as_str())
+            .map(|o| o.map(|o| o.bytes))
+            .map_err(Self::storage_error)
     }
 
     fn get_partial_many<'a>(
@@ -605,6 +714,7 @@ impl WritableStorageTraits for Inner {
             return Err(StorageError::ReadOnly);
         }
         let path = self.path(k);
+        self.forget_prefetched(k);
         self.count();
         match self.run(k, self.client.delete(&path)) {
             Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),

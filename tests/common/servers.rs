@@ -104,6 +104,32 @@ impl S3Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// Where the log ends now; `requests_since` it gives the requests that came after.
+    pub fn log_mark(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    /// The requests the server logged after `mark`, in the order they arrived. Waits
+    /// (a few seconds at most) until the log stops growing: the threads that copy it
+    /// from the server's pipe may lag behind a client that has already finished.
+    pub fn requests_since(&self, mark: usize) -> Vec<LoggedRequest> {
+        let t = Instant::now();
+        let mut len = self.log_mark();
+        while t.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = self.log_mark();
+            if now == len {
+                break;
+            }
+            len = now;
+        }
+        let log = self.log.lock().unwrap();
+        log[mark..]
+            .lines()
+            .filter_map(LoggedRequest::parse)
+            .collect()
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
@@ -164,7 +190,8 @@ impl S3Server {
             .args(["--access-key", &self.access_key])
             .args(["--secret-key", &self.secret_key])
             .arg(&self.data_dir)
-            .env("RUST_LOG", "info")
+            // s3s::service at debug logs every request as it arrives (`requests_since`).
+            .env("RUST_LOG", "info,s3s::service=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -215,6 +242,49 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// One request as s3s-fs logs it at `s3s::service=debug`: `... req: Request { method:
+/// GET, uri: /bucket/key, version: ..., headers: {..., "range": "bytes=0-99", ...} }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedRequest {
+    pub method: String,
+    /// The URI's path, bucket first (`/lab/a.zarr/rec/stream/c/0`), and its query.
+    pub uri: String,
+    /// The `Range` header (`bytes=0-99`, `bytes=-1028`), if any.
+    pub range: Option<String>,
+}
+
+impl LoggedRequest {
+    fn parse(line: &str) -> Option<LoggedRequest> {
+        let line = strip_ansi(line);
+        let rest = line.split_once("req: Request { method: ")?.1;
+        let (method, rest) = rest.split_once(", uri: ")?;
+        let uri = rest.split([',', ' ']).next()?;
+        let range = line
+            .split_once("\"range\": \"")
+            .and_then(|(_, r)| r.split('"').next())
+            .map(str::to_string);
+        Some(LoggedRequest {
+            method: method.to_string(),
+            uri: uri.to_string(),
+            range,
+        })
+    }
+}
+
+/// `s` without terminal colour sequences (`ESC [ ... m`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Appends what `from` yields, line by line, to `log` until EOF, in a thread of its own,
@@ -381,4 +451,50 @@ http {{
 }}
 "#
     )
+}
+
+/// A TCP relay to a local port that counts the connections made through it: a client
+/// that has requests in flight at once opens a connection for each (HTTP/1.1 keeps one
+/// request per connection at a time), one that asks one after another reuses one.
+pub struct ConnectionCounter {
+    /// `http://127.0.0.1:PORT` of the relay.
+    pub endpoint: String,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ConnectionCounter {
+    /// Relays 127.0.0.1:`to` (its threads live as long as the test process).
+    pub fn start(to: u16) -> ConnectionCounter {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&connections);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", to)) else {
+                    continue;
+                };
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                for (mut from, mut into) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut into);
+                        let _ = into.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        ConnectionCounter {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            connections,
+        }
+    }
+
+    /// Connections made through the relay so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }

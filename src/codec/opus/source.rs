@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use super::decoder::{Decoder, MAX_PACKET_SAMPLES};
 use super::fingerprint::{current_fingerprint, portable_states_work};
 use crate::archive::checkpoints::{
-    CheckpointWriter, MAX_WARMUP_PACKETS, StoredCheckpoints, StoredState,
+    CheckpointWriter, Encoding, MAX_WARMUP_PACKETS, StoredCheckpoints, StoredState,
 };
 use crate::archive::index::PageIndex;
 use crate::archive::ogg::{PacketAssembler, parse_page};
@@ -509,6 +509,15 @@ impl OpusSource {
             States::Memory(_) => None,
         };
         if let Some(c) = stored {
+            if let (Encoding::Seeded { warmup_packets }, Some(row)) =
+                (c.encoding, c.rows.get(j - 1))
+            {
+                // The warm-up's pages, then span j's, are read one after the other: ask
+                // for both at once (one round trip to a remote store, not two).
+                let from = row.packet.saturating_sub(warmup_packets);
+                let (first, last) = pages_holding(&self.index, from, self.packets_of(j..j + 1).end);
+                self.store.will_read(self.index.byte_range(first, last));
+            }
             let loaded = restore_checkpoint(
                 &c,
                 j - 1,
