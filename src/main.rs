@@ -562,11 +562,16 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
         }
         Command::Manifest { archive } => {
             let archive = Archive::open_at(&archive, store)?;
-            let tree = archive.walk()?;
-            let manifest = zarr_wavfs::archive::Manifest::from_entries(&tree);
-            manifest.write(archive.store())?;
+            if !archive.store().is_listable() {
+                bail!(
+                    "{}: a manifest is written by walking the archive, and a web server \
+                     cannot list; write it where the archive can be listed and copy it",
+                    archive.address()
+                );
+            }
+            let n = ops::rewrite_manifest(&archive)?;
             println!(
-                "{}",
+                "{} ({n} recordings)",
                 archive.location(zarr_wavfs::archive::manifest::MANIFEST_KEY)
             );
             Ok(ExitCode::SUCCESS)

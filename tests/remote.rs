@@ -907,9 +907,16 @@ fn an_archive_on_a_web_server_reads_and_mounts_like_the_local_one() {
         "{}",
         stderr(&o)
     );
-    // `manifest` on the local copy makes it servable again.
+    // `manifest` on the local copy makes it servable again, with the stored sizes the
+    // web server cannot list.
     zw_ok(None, &[&"manifest", &fx.local]);
-    zw_ok(None, &[&"ls", &url]);
+    let listed = String::from_utf8(zw_ok(None, &[&"ls", &url])).unwrap();
+    assert!(
+        listed.contains(" stored, ") && !listed.contains("stored size unknown"),
+        "{listed}"
+    );
+    let o = zw(None, &[&"manifest", &url]);
+    assert!(stderr(&o).contains("cannot list"), "{}", stderr(&o));
 }
 
 #[test]
