@@ -198,6 +198,7 @@ for k in "${MATERIALS[@]}"; do
 done
 
 # --- report --------------------------------------------------------------------------------
+# shellcheck disable=SC2016 # the backticks are Markdown
 report() {
     python3 - "$RESULTS" "$CORES" <<'EOF'
 import sys, statistics as st
