@@ -253,6 +253,31 @@ fn reference_decoder_agrees_with_our_encoder() {
 }
 
 #[test]
+fn every_bit_depth_and_channel_count_passes_the_reference_decoder() {
+    // Rates of every kind of frame header coding: a code of their own, kHz, Hz, tens of
+    // Hz, none ("see STREAMINFO"); cycled over the shapes.
+    let rates = [
+        8_000, 22_050, 44_100, 48_000, 96_000, 192_000, 37_000, 1, 65_535, 384_000, 100_001,
+        655_350,
+    ];
+    let mut k = 0;
+    for bits in [8, 12, 16, 20, 24] {
+        for channels in 1..=8u16 {
+            let (rate, frames) = (rates[k % rates.len()], 4096 + 37 * usize::from(channels));
+            k += 1;
+            let input = signal(channels, bits, frames, k as u64);
+            let bytes = encode(channels, bits, rate, &input);
+            let info = scan(&bytes).unwrap().info;
+            assert_eq!(
+                (info.channels, info.bits_per_sample, info.sample_rate),
+                (channels, bits, rate)
+            );
+            check_with_reference_decoder(&bytes, bits, &input);
+        }
+    }
+}
+
+#[test]
 fn reference_encoder_output_scans_and_decodes() {
     for (channels, bits, rate, frames, opts) in [
         (2, 16, 44_100, 3 * 4096 + 1000, &["-5"][..]),
@@ -267,6 +292,7 @@ fn reference_encoder_output_scans_and_decodes() {
             &["-8", "--blocksize=1152", "-T", "TITLE=Tést"][..],
         ),
         (1, 16, 8_000, 3000, &["-0", "--blocksize=192"][..]),
+        (8, 8, 48_000, 5000, &["-5"][..]),
         // A rate without a header code: "see STREAMINFO".
         (1, 16, 100_001, 5000, &["-5", "--lax"][..]),
     ] {
