@@ -9,7 +9,8 @@
 //!
 //! Samples are interleaved `i32`s, each within the signed range of the stream's
 //! bits per sample. Decoding supports 4..=24 bits and 1..=8 channels; encoding
-//! supports 8, 12, 16, 20 and 24 bits (what `flacenc` can encode).
+//! supports 8, 12, 16, 20 and 24 bits (libFLAC, at the `flac` command's default
+//! level 5).
 
 mod checksum;
 mod decode;

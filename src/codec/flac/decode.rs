@@ -1,26 +1,18 @@
-//! Decoding a run of consecutive frames.
+//! Decoding a run of consecutive frames with libFLAC's stream decoder.
 //!
-//! Headers are parsed here (claxon's `FrameReader` cannot take "bits per sample: see
-//! STREAMINFO" and misnumbers a fixed-blocksize stream's short last frame); the
-//! subframes are decoded by `claxon::subframe`, and the CRC-16 and sample ranges are
-//! checked here, so damaged bytes give errors rather than different audio.
-//!
-//! A frame's length is known only once its subframes are decoded, so the CRC-16 is
-//! checked after decoding: claxon's arithmetic on damaged data wraps rather than
-//! panics, and the garbage is then rejected.
+//! libFLAC reads a STREAMINFO block made from the stream's parameters, then the frames'
+//! bytes, one frame per `process_single`. Each frame's header is parsed and checked here
+//! first (its number against the frames before it, its block size against the samples
+//! asked for, its parameters against STREAMINFO), since libFLAC would decode a frame
+//! from anywhere; libFLAC checks the CRCs. Any error it reports (a bad CRC, lost sync,
+//! unparseable subframes), a frame of other parameters than the header said, or a sample
+//! outside the stream's bit depth fails the frame: damaged bytes give errors rather than
+//! different audio.
 
-use std::io::Cursor;
+use libflac_sys as ffi;
 
-use claxon::input::Bitstream;
-
-use super::checksum::crc16;
-use super::header::{Channels, FrameHeader, parse_frame_header};
+use super::header::{RawStreamInfo, STREAMINFO_LEN, parse_frame_header, write_streaminfo};
 use super::{FlacError, FrameProblem, StreamInfo};
-
-/// Longest frame decoded (bytes). Real frames are at most a few MB; the cap keeps
-/// claxon's count of a run of zero bits (u32) from overflowing on a long run of zero
-/// bytes (2^32 bits = 512 MiB).
-const MAX_FRAME_LEN: usize = 1 << 28;
 
 /// Output reserved up front at most (samples): a wrong `samples` must not reserve
 /// absurd memory; longer outputs grow as frames decode.
@@ -44,8 +36,20 @@ pub fn decode_frames(
     let channels = usize::from(info.channels);
     let end_sample = first_sample.saturating_add(samples);
     let reserve = usize::try_from(samples).map_or(MAX_RESERVE, |s| s.saturating_mul(channels));
-    let mut out = Vec::with_capacity(reserve.min(MAX_RESERVE));
-    let mut planar = Vec::new();
+    let mut feed = Feed {
+        head: stream_head(info),
+        bytes,
+        read: 0,
+        out: Vec::with_capacity(reserve.min(MAX_RESERVE)),
+        expect: 0,
+        channels: info.channels.into(),
+        bits: info.bits_per_sample,
+        problem: None,
+    };
+    if bytes.is_empty() {
+        return finish(feed.out, first_sample, first_sample, end_sample);
+    }
+    let decoder = Decoder::new(&mut feed)?;
     let (mut pos, mut next) = (0usize, first_sample);
     while pos < bytes.len() {
         let err = |problem| FlacError::Decode {
@@ -53,142 +57,293 @@ pub fn decode_frames(
             offset: pos as u64,
             problem,
         };
-        let len = decode_frame(info, &bytes[pos..], next, end_sample, &mut planar).map_err(err)?;
-        let block = planar.len() / channels;
-        interleave(&planar, block, info.bits_per_sample, &mut out).map_err(err)?;
+        let (header, _) = parse_frame_header(&bytes[pos..]).map_err(err)?;
+        header.check(info).map_err(err)?;
+        let start = header.first_sample(info);
+        if start != next {
+            return Err(err(FrameProblem::SampleNumber {
+                expected: next,
+                found: start,
+            }));
+        }
+        let end = next + u64::from(header.block_size);
+        if end > end_sample {
+            return Err(err(FrameProblem::TooManySamples {
+                end,
+                limit: end_sample,
+            }));
+        }
+        let len = decoder.frame(header.block_size).map_err(err)?;
         pos += len;
-        next += block as u64;
+        next = end;
     }
-    if next != end_sample {
+    drop(decoder);
+    finish(feed.out, first_sample, next, end_sample)
+}
+
+fn finish(out: Vec<i32>, first: u64, next: u64, end: u64) -> Result<Vec<i32>, FlacError> {
+    if next != end {
         return Err(FlacError::SampleCount {
-            expected: samples,
-            found: next - first_sample,
+            expected: end - first,
+            found: next - first,
         });
     }
     Ok(out)
 }
 
-/// Decodes the frame at the start of `bytes`, which must begin at sample `next` and end
-/// by `end_sample`, into `planar` (channel after channel). Returns the frame's length.
-fn decode_frame(
-    info: &StreamInfo,
-    bytes: &[u8],
-    next: u64,
-    end_sample: u64,
-    planar: &mut Vec<i32>,
-) -> Result<usize, FrameProblem> {
-    let (header, header_len) = parse_frame_header(bytes)?;
-    header.check(info)?;
-    let start = header.first_sample(info);
-    if start != next {
-        return Err(FrameProblem::SampleNumber {
-            expected: next,
-            found: start,
-        });
-    }
-    let end = next + u64::from(header.block_size);
-    if end > end_sample {
-        return Err(FrameProblem::TooManySamples {
-            end,
-            limit: end_sample,
-        });
-    }
-    let body = &bytes[header_len..bytes.len().min(MAX_FRAME_LEN)];
-    let body_len = decode_subframes(&header, info, body, planar)?;
-    let len = header_len + body_len + 2;
-    if len > bytes.len() {
-        return Err(FrameProblem::Truncated);
-    }
-    if crc16(0, &bytes[..len]) != 0 {
-        return Err(FrameProblem::Crc);
-    }
-    Ok(len)
+/// `fLaC` and a STREAMINFO block (the only one) for `info`; totals, frame sizes and MD5
+/// left unknown, so that libFLAC takes the frames for what they are.
+fn stream_head(info: &StreamInfo) -> [u8; 8 + STREAMINFO_LEN] {
+    let mut head = [0; 8 + STREAMINFO_LEN];
+    head[..8].copy_from_slice(&[b'f', b'L', b'a', b'C', 0x80, 0, 0, STREAMINFO_LEN as u8]);
+    let raw = RawStreamInfo {
+        info: StreamInfo {
+            total_samples: 0,
+            md5: [0; 16],
+            ..info.clone()
+        },
+        min_frame_size: 0,
+        max_frame_size: 0,
+    };
+    head[8..].copy_from_slice(&write_streaminfo(&raw));
+    head
 }
 
-/// Decodes the subframes into `planar` and undoes stereo decorrelation; returns the
-/// number of bytes they took (the last one padded to a byte).
-fn decode_subframes(
-    header: &FrameHeader,
-    info: &StreamInfo,
-    body: &[u8],
-    planar: &mut Vec<i32>,
-) -> Result<usize, FrameProblem> {
-    let n = header.block_size as usize;
-    let bits = u32::from(info.bits_per_sample);
-    planar.clear();
-    planar.resize(n * usize::from(header.channels.count()), 0);
-    let mut cursor = Cursor::new(body);
-    {
-        let mut bitstream = Bitstream::new(&mut cursor);
-        for (ch, buf) in planar.chunks_exact_mut(n).enumerate() {
-            let width = bits + u32::from(header.channels.is_side(ch));
-            claxon::subframe::decode(&mut bitstream, width, buf)
-                .map_err(|e| FrameProblem::Subframe(e.to_string()))?;
-        }
-    }
-    let (a, b) = planar.split_at_mut(n);
-    // In i64 so that damaged values cannot overflow; `interleave` rejects them.
-    let pairs = a.iter_mut().zip(b.iter_mut());
-    match header.channels {
-        Channels::Independent(_) => {}
-        Channels::LeftSide => {
-            for (l, s) in pairs {
-                *s = narrow(i64::from(*l) - i64::from(*s))?;
-            }
-        }
-        Channels::RightSide => {
-            for (s, r) in pairs {
-                *s = narrow(i64::from(*s) + i64::from(*r))?;
-            }
-        }
-        Channels::MidSide => {
-            for (m, s) in pairs {
-                let (side, mid) = (i64::from(*s), (i64::from(*m) * 2) | i64::from(*s & 1));
-                *m = narrow((mid + side) >> 1)?;
-                *s = narrow((mid - side) >> 1)?;
-            }
-        }
-    }
-    // The position counts the partly used last byte, which is the frame's padding.
-    Ok(cursor.position() as usize)
-}
-
-fn narrow(v: i64) -> Result<i32, FrameProblem> {
-    i32::try_from(v).map_err(|_| FrameProblem::SampleRange { value: v, bits: 32 })
-}
-
-/// Appends `planar` (channel-major, `block` per channel) interleaved to `out`,
-/// rejecting samples outside the `bits`-bit range.
-fn interleave(
-    planar: &[i32],
-    block: usize,
+/// What libFLAC's callbacks read from and write to.
+struct Feed<'a> {
+    head: [u8; 8 + STREAMINFO_LEN],
+    bytes: &'a [u8],
+    /// Bytes of `head` then `bytes` handed to libFLAC so far.
+    read: usize,
+    out: Vec<i32>,
+    /// Block size of the frame being decoded; 0 once it is written.
+    expect: u32,
+    channels: u32,
     bits: u16,
-    out: &mut Vec<i32>,
-) -> Result<(), FrameProblem> {
-    let (min, max) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
-    if let Some(&bad) = planar.iter().find(|&&s| s < min || s > max) {
-        return Err(FrameProblem::SampleRange {
-            value: bad.into(),
-            bits,
-        });
-    }
-    if block == 0 {
-        return Ok(());
-    }
-    out.reserve(planar.len());
-    match planar.len() / block {
-        1 => out.extend_from_slice(planar),
-        2 => {
-            let (l, r) = planar.split_at(block);
-            for (&a, &b) in l.iter().zip(r) {
-                out.extend_from_slice(&[a, b]);
+    problem: Option<FrameProblem>,
+}
+
+impl Feed<'_> {
+    /// Appends a decoded frame interleaved to `out`, or says why it is wrong.
+    fn take(
+        &mut self,
+        header: &ffi::FLAC__FrameHeader,
+        planes: &[&[i32]],
+    ) -> Result<(), FrameProblem> {
+        let (n, bits) = (self.expect as usize, u32::from(self.bits));
+        if header.blocksize != self.expect
+            || header.channels != self.channels
+            || header.bits_per_sample != bits
+        {
+            return Err(FrameProblem::Subframe(
+                "libFLAC decoded a different frame than the header describes".into(),
+            ));
+        }
+        let (min, max) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
+        for plane in planes {
+            if let Some(&bad) = plane[..n].iter().find(|&&s| s < min || s > max) {
+                return Err(FrameProblem::SampleRange {
+                    value: bad.into(),
+                    bits: self.bits,
+                });
             }
         }
-        channels => {
-            for i in 0..block {
-                out.extend((0..channels).map(|c| planar[c * block + i]));
+        let out = &mut self.out;
+        out.reserve(n * planes.len());
+        match planes {
+            [mono] => out.extend_from_slice(&mono[..n]),
+            [l, r] => {
+                for (&a, &b) in l[..n].iter().zip(&r[..n]) {
+                    out.extend_from_slice(&[a, b]);
+                }
+            }
+            _ => {
+                for i in 0..n {
+                    out.extend(planes.iter().map(|p| p[i]));
+                }
             }
         }
+        self.expect = 0;
+        Ok(())
     }
-    Ok(())
+}
+
+/// A libFLAC stream decoder reading a `Feed`, deleted on drop.
+struct Decoder<'f, 'a> {
+    raw: *mut ffi::FLAC__StreamDecoder,
+    feed: *mut Feed<'a>,
+    _feed: std::marker::PhantomData<&'f mut Feed<'a>>,
+}
+
+impl<'f, 'a> Decoder<'f, 'a> {
+    /// A decoder past the metadata of `feed`.
+    fn new(feed: &'f mut Feed<'a>) -> Result<Self, FlacError> {
+        let feed: *mut Feed<'a> = feed;
+        // SAFETY: FLAC__stream_decoder_new has no preconditions; null means out of memory.
+        let raw = unsafe { ffi::FLAC__stream_decoder_new() };
+        if raw.is_null() {
+            return Err(FlacError::Unsupported(
+                "libFLAC could not allocate a decoder".into(),
+            ));
+        }
+        let this = Decoder {
+            raw,
+            feed,
+            _feed: std::marker::PhantomData,
+        };
+        // SAFETY: `raw` is a new decoder; the callbacks get `feed`, which the borrow
+        // `'f` keeps alive and otherwise unused as long as `this`.
+        let ok = unsafe {
+            ffi::FLAC__stream_decoder_init_stream(
+                raw,
+                Some(read_callback),
+                None,
+                Some(tell_callback),
+                None,
+                None,
+                Some(write_callback),
+                None,
+                Some(error_callback),
+                feed.cast(),
+            ) == ffi::FLAC__STREAM_DECODER_INIT_STATUS_OK
+                && ffi::FLAC__stream_decoder_process_until_end_of_metadata(raw) != 0
+        };
+        // SAFETY: the decoder is not running: nothing else borrows `feed`.
+        if !ok || unsafe { (*feed).problem.is_some() } {
+            return Err(FlacError::Unsupported(
+                "libFLAC refused the stream's parameters".into(),
+            ));
+        }
+        Ok(this)
+    }
+
+    /// Decodes the frame at the current position, of `block_size` samples per channel,
+    /// appending it to the output; returns its length in bytes.
+    fn frame(&self, block_size: u32) -> Result<usize, FrameProblem> {
+        // SAFETY: `feed` is alive (see `new`), and libFLAC is not running.
+        let at = unsafe {
+            (*self.feed).expect = block_size;
+            self.position()
+        };
+        // SAFETY: the decoder is initialised; its callbacks run only within this call.
+        let ok = unsafe { ffi::FLAC__stream_decoder_process_single(self.raw) } != 0;
+        // SAFETY: libFLAC is done with `feed` until the next call into it.
+        let feed = unsafe { &mut *self.feed };
+        if let Some(p) = feed.problem.take() {
+            return Err(p);
+        }
+        if !ok || feed.expect != 0 {
+            return Err(FrameProblem::Truncated);
+        }
+        Ok(self.position() - at)
+    }
+
+    /// Where libFLAC is in `bytes`: what it was given less what it has not yet read.
+    fn position(&self) -> usize {
+        let mut pos = 0u64;
+        // SAFETY: the decoder is initialised, and it calls only the tell callback here.
+        unsafe { ffi::FLAC__stream_decoder_get_decode_position(self.raw, &mut pos) };
+        (pos as usize).saturating_sub(8 + STREAMINFO_LEN)
+    }
+}
+
+impl Drop for Decoder<'_, '_> {
+    fn drop(&mut self) {
+        // SAFETY: made by FLAC__stream_decoder_new, deleted only here.
+        unsafe { ffi::FLAC__stream_decoder_delete(self.raw) };
+    }
+}
+
+/// # Safety
+/// `client` must be the `Feed` the decoder was initialised with (see `Decoder::new`).
+unsafe fn feed<'a, 'b>(client: *mut libc::c_void) -> &'a mut Feed<'b> {
+    // SAFETY: as the caller promises.
+    unsafe { &mut *client.cast::<Feed<'b>>() }
+}
+
+unsafe extern "C" fn read_callback(
+    _: *const ffi::FLAC__StreamDecoder,
+    buffer: *mut ffi::FLAC__byte,
+    bytes: *mut usize,
+    client: *mut libc::c_void,
+) -> ffi::FLAC__StreamDecoderReadStatus {
+    // SAFETY: libFLAC passes back our client data and a buffer of `*bytes` bytes.
+    let (feed, want) = unsafe { (feed(client), *bytes) };
+    let head = feed.head.len();
+    let src = if feed.read < head {
+        &feed.head[feed.read..]
+    } else {
+        &feed.bytes[feed.read - head..]
+    };
+    let n = src.len().min(want);
+    // SAFETY: `buffer` holds `want` ≥ `n` bytes and does not overlap `src`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), buffer, n);
+        *bytes = n;
+    }
+    feed.read += n;
+    if n == 0 {
+        ffi::FLAC__STREAM_DECODER_READ_STATUS_END_OF_STREAM
+    } else {
+        ffi::FLAC__STREAM_DECODER_READ_STATUS_CONTINUE
+    }
+}
+
+unsafe extern "C" fn tell_callback(
+    _: *const ffi::FLAC__StreamDecoder,
+    offset: *mut ffi::FLAC__uint64,
+    client: *mut libc::c_void,
+) -> ffi::FLAC__StreamDecoderTellStatus {
+    // SAFETY: libFLAC passes back our client data and a place for the position.
+    unsafe { *offset = feed(client).read as u64 };
+    ffi::FLAC__STREAM_DECODER_TELL_STATUS_OK
+}
+
+unsafe extern "C" fn write_callback(
+    _: *const ffi::FLAC__StreamDecoder,
+    frame: *const ffi::FLAC__Frame,
+    buffer: *const *const ffi::FLAC__int32,
+    client: *mut libc::c_void,
+) -> ffi::FLAC__StreamDecoderWriteStatus {
+    // SAFETY: libFLAC passes back our client data, the decoded frame, and one buffer of
+    // `blocksize` samples per channel.
+    let (feed, header, planes) = unsafe {
+        let header = &(*frame).header;
+        let n = header.blocksize as usize;
+        let mut planes: [&[i32]; 8] = [&[]; 8];
+        let channels = (header.channels as usize).min(8);
+        for (c, plane) in planes[..channels].iter_mut().enumerate() {
+            *plane = std::slice::from_raw_parts(*buffer.add(c), n);
+        }
+        (feed(client), header, (planes, channels))
+    };
+    let (planes, channels) = planes;
+    if feed.expect == 0 {
+        // A second frame within one `process_single` cannot happen; refuse it anyway.
+        feed.problem = Some(FrameProblem::Truncated);
+        return ffi::FLAC__STREAM_DECODER_WRITE_STATUS_ABORT;
+    }
+    match feed.take(header, &planes[..channels]) {
+        Ok(()) => ffi::FLAC__STREAM_DECODER_WRITE_STATUS_CONTINUE,
+        Err(p) => {
+            feed.problem = Some(p);
+            ffi::FLAC__STREAM_DECODER_WRITE_STATUS_ABORT
+        }
+    }
+}
+
+unsafe extern "C" fn error_callback(
+    _: *const ffi::FLAC__StreamDecoder,
+    status: ffi::FLAC__StreamDecoderErrorStatus,
+    client: *mut libc::c_void,
+) {
+    let problem = match status {
+        ffi::FLAC__STREAM_DECODER_ERROR_STATUS_FRAME_CRC_MISMATCH => FrameProblem::Crc,
+        ffi::FLAC__STREAM_DECODER_ERROR_STATUS_BAD_HEADER => FrameProblem::HeaderCrc,
+        ffi::FLAC__STREAM_DECODER_ERROR_STATUS_LOST_SYNC => FrameProblem::NoSync,
+        other => FrameProblem::Subframe(format!("libFLAC decoder error {other}")),
+    };
+    // SAFETY: libFLAC passes back our client data.
+    let feed = unsafe { feed(client) };
+    feed.problem.get_or_insert(problem);
 }

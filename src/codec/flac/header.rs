@@ -28,14 +28,6 @@ impl Channels {
         }
     }
 
-    /// Whether subframe `i` is a side channel (left minus right), one bit wider.
-    pub(crate) fn is_side(self, i: usize) -> bool {
-        matches!(
-            (self, i),
-            (Channels::LeftSide | Channels::MidSide, 1) | (Channels::RightSide, 0)
-        )
-    }
-
     fn code(self) -> u8 {
         match self {
             // Independent channels are 1..=8, so `n - 1` fits the 3 bits the caller checked.

@@ -185,12 +185,14 @@ impl SpanSource for FlacSource {
     }
 }
 
-/// Frames decoded per batch when checking a whole stream: enough to keep both cores
-/// busy, few enough to bound memory.
-const CHECK_BATCH: usize = 256;
+/// Samples (all channels) decoded per batch when checking a whole stream: enough to keep
+/// every core busy, few enough to bound memory (three batches are held at most: one
+/// being decoded, one waiting, one being hashed).
+const CHECK_BATCH_SAMPLES: u64 = 1 << 21;
 
 /// Decodes every frame (in parallel, batch by batch, so memory stays bounded) and checks
-/// the audio against the STREAMINFO MD5 when it is set. `read` gives the bytes of a
+/// the audio against the STREAMINFO MD5 when it is set; the MD5 of one batch is computed
+/// on a thread of its own while the next batch decodes. `read` gives the bytes of a
 /// range of the stream. An error names the first bad frame.
 pub fn check_audio(
     info: &StreamInfo,
@@ -198,34 +200,81 @@ pub fn check_audio(
     read: &dyn Fn(std::ops::Range<u64>) -> Result<Vec<u8>, String>,
 ) -> Result<(), String> {
     use rayon::prelude::*;
-    let mut md5 = super::AudioMd5::new(info.bits_per_sample);
     let check_md5 = info.md5 != [0; 16];
-    for (b, batch) in frames.chunks(CHECK_BATCH).enumerate() {
-        let (first, last) = (&batch[0], &batch[batch.len() - 1]);
-        let bytes = read(first.offset..last.offset + last.len)?;
-        let decoded: Vec<Result<Vec<i32>, String>> = batch
-            .par_iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let at = (f.offset - first.offset) as usize;
-                let frame = bytes.get(at..at + f.len as usize).ok_or_else(|| {
-                    format!("frame {} lies past the stream's end", b * CHECK_BATCH + i)
-                })?;
-                decode_frames(info, frame, f.first_sample, u64::from(f.samples))
-                    .map_err(|e| format!("frame {} at byte {}: {e}", b * CHECK_BATCH + i, f.offset))
-            })
-            .collect();
-        for d in decoded {
-            let samples = d?;
-            if check_md5 {
-                md5.update(&samples);
+    let block = frames
+        .iter()
+        .map(|f| u64::from(f.samples))
+        .max()
+        .unwrap_or(1);
+    let per_batch = (CHECK_BATCH_SAMPLES / (block * u64::from(info.channels))).max(1) as usize;
+    // Runs of frames share one decoder; enough runs per batch for every core.
+    let run = (per_batch / (4 * rayon::current_num_threads())).clamp(1, 16);
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<Vec<i32>>>(1);
+    std::thread::scope(|scope| {
+        let hasher = scope.spawn(move || {
+            let mut md5 = super::AudioMd5::new(info.bits_per_sample);
+            for batch in rx {
+                for samples in batch {
+                    md5.update(&samples);
+                }
             }
+            md5.finish()
+        });
+        let decoded = (|| -> Result<(), String> {
+            for (b, batch) in frames.chunks(per_batch).enumerate() {
+                let (first, last) = (&batch[0], &batch[batch.len() - 1]);
+                let bytes = read(first.offset..last.offset + last.len)?;
+                let runs: Vec<Result<Vec<i32>, String>> = batch
+                    .par_chunks(run)
+                    .enumerate()
+                    .map(|(r, fs)| {
+                        let (a, z) = (&fs[0], &fs[fs.len() - 1]);
+                        let at = (a.offset - first.offset) as usize;
+                        let len = (z.offset + z.len - a.offset) as usize;
+                        let index = b * per_batch + r * run;
+                        let frames = bytes
+                            .get(at..at + len)
+                            .ok_or_else(|| format!("frame {index} lies past the stream's end"))?;
+                        let n = fs.iter().map(|f| u64::from(f.samples)).sum();
+                        decode_frames(info, frames, a.first_sample, n).map_err(|e| {
+                            first_bad_frame(info, fs, frames, index).unwrap_or_else(|| {
+                                format!("frames {index}.. at byte {}: {e}", a.offset)
+                            })
+                        })
+                    })
+                    .collect();
+                let runs = runs.into_iter().collect::<Result<Vec<_>, _>>()?;
+                if check_md5 && tx.send(runs).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let digest = hasher.join().expect("the MD5 thread does not panic");
+        decoded?;
+        if check_md5 && digest != info.md5 {
+            return Err("the decoded audio does not match the MD5 in STREAMINFO".into());
         }
-    }
-    if check_md5 && md5.finish() != info.md5 {
-        return Err("the decoded audio does not match the MD5 in STREAMINFO".into());
-    }
-    Ok(())
+        Ok(())
+    })
+}
+
+/// The error naming the first frame of `frames` (whose bytes are `bytes`, the first
+/// frame numbered `index`) that does not decode on its own, if one does not.
+fn first_bad_frame(
+    info: &StreamInfo,
+    frames: &[FrameEntry],
+    bytes: &[u8],
+    index: usize,
+) -> Option<String> {
+    let start = frames[0].offset;
+    frames.iter().enumerate().find_map(|(i, f)| {
+        let at = (f.offset - start) as usize;
+        let frame = &bytes[at..at + f.len as usize];
+        let e = decode_frames(info, frame, f.first_sample, u64::from(f.samples)).err()?;
+        Some(format!("frame {} at byte {}: {e}", index + i, f.offset))
+    })
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@ use std::process::Command;
 use proptest::prelude::*;
 
 use super::checksum::crc16;
-use super::encode::FrameWriter;
 use super::header::{RawStreamInfo, parse_frame_header, write_frame_header, write_streaminfo};
 use super::synth::{silent_flac, silent_flac_with_tail_tone, tail_tone_sample};
 use super::*;
@@ -254,6 +253,31 @@ fn reference_decoder_agrees_with_our_encoder() {
 }
 
 #[test]
+fn every_bit_depth_and_channel_count_passes_the_reference_decoder() {
+    // Rates of every kind of frame header coding: a code of their own, kHz, Hz, tens of
+    // Hz, none ("see STREAMINFO"); cycled over the shapes.
+    let rates = [
+        8_000, 22_050, 44_100, 48_000, 96_000, 192_000, 37_000, 1, 65_535, 384_000, 100_001,
+        655_350,
+    ];
+    let mut k = 0;
+    for bits in [8, 12, 16, 20, 24] {
+        for channels in 1..=8u16 {
+            let (rate, frames) = (rates[k % rates.len()], 4096 + 37 * usize::from(channels));
+            k += 1;
+            let input = signal(channels, bits, frames, k as u64);
+            let bytes = encode(channels, bits, rate, &input);
+            let info = scan(&bytes).unwrap().info;
+            assert_eq!(
+                (info.channels, info.bits_per_sample, info.sample_rate),
+                (channels, bits, rate)
+            );
+            check_with_reference_decoder(&bytes, bits, &input);
+        }
+    }
+}
+
+#[test]
 fn reference_encoder_output_scans_and_decodes() {
     for (channels, bits, rate, frames, opts) in [
         (2, 16, 44_100, 3 * 4096 + 1000, &["-5"][..]),
@@ -268,6 +292,7 @@ fn reference_encoder_output_scans_and_decodes() {
             &["-8", "--blocksize=1152", "-T", "TITLE=Tést"][..],
         ),
         (1, 16, 8_000, 3000, &["-0", "--blocksize=192"][..]),
+        (8, 8, 48_000, 5000, &["-5"][..]),
         // A rate without a header code: "see STREAMINFO".
         (1, 16, 100_001, 5000, &["-5", "--lax"][..]),
     ] {
@@ -293,21 +318,39 @@ fn reference_encoder_output_scans_and_decodes() {
     }
 }
 
+/// One frame holding `samples` (at most a block), numbered `number` (with `variable`, a
+/// sample number): encoded as a stream of its own, then re-headed.
+fn frame_of(
+    channels: u16,
+    bits: u16,
+    rate: u32,
+    samples: &[i32],
+    variable: bool,
+    number: u64,
+) -> Vec<u8> {
+    let bytes = encode(channels, bits, rate, samples);
+    let layout = scan(&bytes).unwrap();
+    assert_eq!(layout.frames.len(), 1);
+    let frame = frame_bytes(&bytes, &layout.frames);
+    let (mut h, len) = parse_frame_header(frame).unwrap();
+    h.variable = variable;
+    h.number = number;
+    let mut out = Vec::new();
+    write_frame_header(&mut out, &h);
+    out.extend_from_slice(&frame[len..frame.len() - 2]);
+    let crc = crc16(0, &out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
 /// A variable-blocksize stream of irregular blocks, written frame by frame.
 fn variable_stream(channels: u16, bits: u16, rate: u32, input: &[i32], sizes: &[usize]) -> Vec<u8> {
-    let mut writer = FrameWriter::new(channels, bits, rate).unwrap();
     let ch = usize::from(channels);
     let mut frames = Vec::new();
     let mut at = 0;
     for &size in sizes {
-        writer
-            .write(
-                &input[at * ch..(at + size) * ch],
-                true,
-                at as u64,
-                &mut frames,
-            )
-            .unwrap();
+        let block = &input[at * ch..(at + size) * ch];
+        frames.extend(frame_of(channels, bits, rate, block, true, at as u64));
         at += size;
     }
     assert_eq!(at * ch, input.len());
@@ -333,9 +376,9 @@ fn variable_stream(channels: u16, bits: u16, rate: u32, input: &[i32], sizes: &[
 
 #[test]
 fn loud_noise_stays_near_pcm_size() {
-    // White noise at a quarter of full scale, and loud low-passed noise: flacenc alone
-    // codes 24-bit frames of these several times larger than the samples (its Rice
-    // parameter search overflows); verbatim subframes must bound them.
+    // White noise at a quarter of full scale, and loud low-passed noise: an encoder whose
+    // Rice parameter search overflows (flacenc's did) codes 24-bit frames of these
+    // several times larger than the samples; verbatim subframes must bound them.
     for (channels, bits, low_pass) in [
         (1, 24, false),
         (2, 24, false),
@@ -487,12 +530,11 @@ fn inconsistent_streams_are_rejected() {
     );
 
     // A short block that is not the last.
-    let mut writer = FrameWriter::new(1, 16, 8000).unwrap();
-    let mut frames = Vec::new();
-    writer.write(&[1; 4096], false, 0, &mut frames).unwrap();
-    writer.write(&[2; 100], false, 1, &mut frames).unwrap();
-    writer.write(&[3; 4096], false, 2, &mut frames).unwrap();
+    let mut frames = frame_of(1, 16, 8000, &[1; 4096], false, 0);
+    frames.extend(frame_of(1, 16, 8000, &[2; 100], false, 1));
+    frames.extend(frame_of(1, 16, 8000, &[3; 4096], false, 2));
     let mut bytes = good[..42].to_vec();
+    bytes[4] |= 0x80; // STREAMINFO the only metadata block
     let raw = RawStreamInfo {
         info: StreamInfo {
             sample_rate: 8000,
@@ -552,7 +594,7 @@ fn inconsistent_streams_are_rejected() {
         with_info(&|i| (i.min_block_size, i.max_block_size) = (16, 4095)).map(|_| ()),
         Err(FlacError::Frame {
             index: 0,
-            offset: 42,
+            offset: scan(&good).unwrap().audio_offset,
             problem: FrameProblem::Mismatch {
                 what: "block size (at most STREAMINFO's maximum)",
                 found: 4096,
@@ -572,7 +614,8 @@ fn inconsistent_streams_are_rejected() {
 
     // Metadata problems.
     assert_eq!(scan(b"RIFF...."), Err(FlacError::NotFlac));
-    assert!(matches!(scan(&good[..42]), Err(FlacError::NoFrames)));
+    let audio = scan(&good).unwrap().audio_offset as usize;
+    assert!(matches!(scan(&good[..audio]), Err(FlacError::NoFrames)));
     assert!(matches!(scan(&good[..30]), Err(FlacError::Metadata { .. })));
     let mut bad = good.clone();
     bad[4] = 0x84; // first block VORBIS_COMMENT
@@ -802,24 +845,25 @@ proptest! {
     #[test]
     fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..600)) {
         let _ = scan(&data);
-        let mut flac = SHARED.1[..42].to_vec();
+        let audio = SHARED.2.audio_offset as usize;
+        let mut flac = SHARED.1[..audio].to_vec();
         flac.extend_from_slice(&data);
         let _ = scan(&flac);
         let _ = decode_frames(&SHARED.2.info, &data, 0, 4096);
         // Garbage behind a valid frame header.
-        let mut frame = SHARED.1[42..52].to_vec();
+        let mut frame = SHARED.1[audio..audio + 10].to_vec();
         frame.extend_from_slice(&data);
         let _ = decode_frames(&SHARED.2.info, &frame, 0, 4096);
     }
 
     #[test]
     fn damage_anywhere_never_gives_wrong_audio(flips in proptest::collection::vec((any::<usize>(), 1u8..=255), 1..4)) {
-        let (input, bytes, _) = &*SHARED;
+        let (input, bytes, layout) = &*SHARED;
         let mut bad = bytes.clone();
-        let len = bad.len();
+        let (len, audio) = (bad.len(), layout.audio_offset as usize);
         for &(at, x) in &flips {
-            // Half the flips land in the 42 bytes of marker and STREAMINFO.
-            let at = if at % 2 == 0 { at / 2 % 42 } else { at / 2 % len };
+            // Half the flips land in the marker and the metadata blocks.
+            let at = if at % 2 == 0 { at / 2 % audio } else { at / 2 % len };
             bad[at] ^= x;
         }
         if let Ok(layout) = scan(&bad)
