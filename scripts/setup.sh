@@ -114,4 +114,31 @@ else
     log "pip: zarr $($PY -c 'import zarr; print(zarr.__version__)') installed"
 fi
 
+# --- serve: browser test and load benchmark (tests/browser.rs, scripts/bench/serve_load.sh)
+# Debian's chromium, driven by Playwright for Python through executable_path (Playwright's
+# own browser downloads are never used: `playwright install` is not run); wrk, the load
+# generator, and ffmpegfs, the Ogg Opus peer of the load benchmark.
+SERVE_APT=(chromium wrk ffmpegfs)
+serve_missing=()
+for p in "${SERVE_APT[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || serve_missing+=("$p")
+done
+if [ ${#serve_missing[@]} -eq 0 ]; then
+    log "serve: ${SERVE_APT[*]} already installed"
+else
+    log "serve: apt installing ${serve_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${serve_missing[@]}"
+fi
+if python3 -c 'import playwright.sync_api' 2>/dev/null; then
+    log "serve: playwright $(python3 -c 'import importlib.metadata as m; print(m.version("playwright"))') already installed"
+else
+    log "serve: pip installing playwright (the Python package only, no browser download)"
+    export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore
+    python3 -m pip install -q playwright ||
+        python3 -m pip install -q --break-system-packages playwright
+fi
+# --- end of serve block ------------------------------------------------------------------
+
 log "done"
