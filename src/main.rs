@@ -76,6 +76,21 @@ impl StoreArgs {
     }
 }
 
+/// How the mount and the HTTP server serve recordings.
+#[derive(clap::Args)]
+struct Served {
+    /// Bound of the decoded-audio cache, e.g. 256MiB or 1G.
+    #[arg(long, default_value = "256MiB", value_parser = zarr_wavfs::mount::parse_size)]
+    cache_size: usize,
+    /// Worker threads serving opens and reads.
+    #[arg(long, default_value_t = 16)]
+    threads: usize,
+    /// Sample format of every served WAV file: s16, s24, s32 or f32 (default: each
+    /// recording's own, e.g. s24 for a 24-bit FLAC recording, s16 for Opus).
+    #[arg(long, value_parser = parse_format)]
+    format: Option<SampleFormat>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Import audio files (directories recursively) into an archive, creating it if needed.
@@ -152,16 +167,8 @@ enum Command {
         /// fsname=, subtype=, cache_size=, format=, threads=, log=, noatime, ...).
         #[arg(short = 'o', value_name = "OPT[,OPT...]")]
         options: Vec<String>,
-        /// Bound of the decoded-audio cache, e.g. 256MiB or 1G.
-        #[arg(long, default_value = "256MiB", value_parser = zarr_wavfs::mount::parse_size)]
-        cache_size: usize,
-        /// Worker threads serving opens and reads.
-        #[arg(long, default_value_t = 16)]
-        threads: usize,
-        /// Sample format of every served WAV file: s16, s24, s32 or f32 (default:
-        /// each recording's own, e.g. s24 for a 24-bit FLAC recording, s16 for Opus).
-        #[arg(long, value_parser = parse_format)]
-        format: Option<SampleFormat>,
+        #[command(flatten)]
+        served: Served,
         /// Log file of the daemon (default when detached: syslog).
         #[arg(long)]
         log: Option<PathBuf>,
@@ -177,15 +184,8 @@ enum Command {
         /// protected.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// Bound of the decoded-audio cache, e.g. 256MiB or 1G.
-        #[arg(long, default_value = "256MiB", value_parser = zarr_wavfs::mount::parse_size)]
-        cache_size: usize,
-        /// Worker threads opening and reading recordings.
-        #[arg(long, default_value_t = 16)]
-        threads: usize,
-        /// Sample format of every served WAV file (default: each recording's own).
-        #[arg(long, value_parser = parse_format)]
-        format: Option<SampleFormat>,
+        #[command(flatten)]
+        served: Served,
         /// Allow browsers on pages of ORIGIN (or `*`) to read the archive (CORS).
         #[arg(long, value_name = "ORIGIN")]
         cors: Option<String>,
@@ -502,9 +502,12 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
             mountpoint,
             foreground,
             options,
-            cache_size,
-            threads,
-            format,
+            served:
+                Served {
+                    cache_size,
+                    threads,
+                    format,
+                },
             log: _,
         } => {
             let args = zarr_wavfs::mount::MountArgs {
@@ -523,9 +526,12 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
         Command::Serve {
             archive,
             listen,
-            cache_size,
-            threads,
-            format,
+            served:
+                Served {
+                    cache_size,
+                    threads,
+                    format,
+                },
             cors,
             client_timeout,
         } => {
