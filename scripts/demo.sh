@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the bundled example (testdata/): installs what is needed, builds the
 # release binary, imports the example recordings into a fresh archive, lists it, shows
-# a recording, mounts it and reads the WAV files through the mount, extracts a whole
+# a recording, mounts it and reads the WAV files through the mount, serves them over HTTP
+# and reads them with curl and ffprobe, extracts a whole
 # recording and a time range as WAV, checks them with soxi, reads the archive with
 # zarr-python, and verifies it. Exits non-zero on any failure.
 #
@@ -33,6 +34,7 @@ BIN="$PWD/target/release/zarr-wavfs"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/zarr-wavfs-demo.XXXXXX")
 cleanup() {
     if grep -q " $WORK/mnt " /proc/self/mounts; then fusermount3 -u -z "$WORK/mnt"; fi
+    if [ -n "${SERVE_PID:-}" ]; then kill "$SERVE_PID" 2>/dev/null || true; fi
     if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -69,6 +71,25 @@ echo "ok: lossless: the mounted file's samples equal the imported WAV's"
 run md5sum "$MNT/demo/sweep.wav"
 run python3 -c 'import sys, wave; w = wave.open(sys.argv[1]); print(w.getparams())' "$MNT/$REC.wav"
 run fusermount3 -u "$MNT"
+
+step "serve (HTTP): the same files to any client"
+"$BIN" -v serve "$ARCH" --listen 127.0.0.1:0 > "$WORK/serve.out" 2> "$WORK/serve.log" &
+SERVE_PID=$!
+for _ in $(seq 100); do grep -q '^serving ' "$WORK/serve.out" && break; sleep 0.1; done
+URL=$(sed -n 's/^serving \(http:[^ ]*\)\/$/\1/p' "$WORK/serve.out")
+[ -n "$URL" ] || { cat "$WORK/serve.log" >&2; echo "demo: FAIL: serve did not start" >&2; exit 1; }
+echo "serving on $URL"
+run curl -sS -H 'Accept: application/json' "$URL/demo/"
+printf '$ %s\n' "cmp <(curl -sS $URL/$REC.wav) <($BIN extract $ARCH $REC -o -)"
+cmp <(curl -sS "$URL/$REC.wav") <("$BIN" extract "$ARCH" "$REC" -o -)
+echo "ok: the served file equals extract's output byte for byte"
+run ffprobe -v error -show_entries format=duration "$URL/demo/stereo_music.wav"
+printf '$ %s\n' "curl '$URL/$REC.wav?start=1.5&end=3' vs extract --start 1.5 --end 3"
+cmp <(curl -sS "$URL/$REC.wav?start=1.5&end=3") <("$BIN" extract "$ARCH" "$REC" --start 1.5 --end 3 -o -)
+echo "ok: a segment URL equals extract of the same span"
+expect "spectrogram content type" "$(curl -sS -o /dev/null -w '%{content_type}' "$URL/$REC.png?start=0&end=5")" image/png
+kill -TERM "$SERVE_PID"; wait "$SERVE_PID"; SERVE_PID=
+echo "(open $URL/ in a browser for the folder page, players and spectrograms)"
 
 step "extract (whole recording)"
 run "$BIN" extract "$ARCH" "$REC" -o "$WORK/dawn.wav"
