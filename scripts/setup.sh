@@ -19,7 +19,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # --- system packages -------------------------------------------------------------------
-# cmake builds the bundled libopus (audiopus_sys, static); no system libopus is used.
+# cmake builds the bundled libopus (audiopus_sys, static) and libFLAC (libflac-sys, static);
+# no system libopus or libFLAC is used.
 # nginx-light is the HTTP server of the tests (tests/common/servers.rs runs its own
 # instances from /usr/sbin/nginx on free ports; Debian's nginx service is not needed).
 # The benchmark's peers and links (scripts/bench.sh, scripts/bench/remote.sh): ffmpegfs,
