@@ -11,90 +11,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::serve::Server;
 use common::{run, stderr};
 
 /// The longest the browser script may take (each of its steps waits 20 s at most).
 const BROWSER_LIMIT: Duration = Duration::from_secs(150);
-
-/// A running `serve`, stopped with SIGTERM when dropped (as in tests/serve.rs).
-struct Server {
-    child: Child,
-    /// `http://127.0.0.1:PORT`, no trailing slash.
-    base: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(arch: &Path) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("serve.log");
-        let mut child = Command::new(common::bin())
-            .args(["-v", "serve"])
-            .arg(arch)
-            .args(["--listen", "127.0.0.1:0", "--client-timeout", "2"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("serving ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "serve did not start: {line:?}; log: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            })
-            .trim_end_matches('/')
-            .to_string();
-        Server {
-            child,
-            base,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let t = Instant::now();
-            while self.child.try_wait().ok().flatten().is_none() {
-                if t.elapsed() > Duration::from_secs(10) {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let log = self.log();
-        if !std::thread::panicking() {
-            assert!(!log.contains("panicked"), "serve panicked: {log}");
-        }
-    }
-}
 
 /// The Chromium binary: `$CHROMIUM`, else `chromium` on the PATH. None (skip) when there
 /// is none, except under CI.
@@ -198,7 +124,7 @@ fn folder_page_plays_seeks_and_shows_the_spectrogram_in_chromium() {
     let file_len = 44 + 2 * frames; // the served WAV: a 44-byte header, 16-bit mono
     let duration = frames as f64 / 48_000.0;
 
-    let server = Server::start(&arch);
+    let server = Server::start(&arch, &[]);
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .unwrap()

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test crate uses a different subset
 
 pub mod mount;
+pub mod serve;
 pub mod servers;
 
 use std::path::{Path, PathBuf};
