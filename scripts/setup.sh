@@ -25,7 +25,10 @@ fi
 # instances from /usr/sbin/nginx on free ports; Debian's nginx service is not needed).
 # The benchmark's peers and links (scripts/bench.sh, scripts/bench/remote.sh): ffmpegfs,
 # rclone and s3fs (the stacks a user runs today), iproute2 (the network namespace of the
-# 20 ms link) and iputils-ping (its round trip).
+# 20 ms link) and iputils-ping (its round trip). chromium is the browser of
+# tests/browser.rs, driven by Playwright for Python through executable_path (Playwright's
+# own browser downloads are never used: `playwright install` is not run); wrk is the load
+# generator of scripts/bench/serve_load.sh.
 APT_PACKAGES=(
     build-essential pkg-config cmake curl ca-certificates
     fuse3 libfuse3-dev
@@ -33,6 +36,7 @@ APT_PACKAGES=(
     python3 python3-pip git
     nginx-light
     ffmpegfs rclone s3fs iproute2 iputils-ping
+    chromium wrk
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -95,17 +99,17 @@ else
     log "s3s-fs: installed $("$S3S_FS_ROOT/bin/s3s-fs" --version 2>/dev/null || echo "$S3S_FS_ROOT/bin/s3s-fs")"
 fi
 
-# --- Python packages (tests/interop/zarr_python_check.py) -------------------------------
+# --- Python packages (tests/interop/zarr_python_check.py; guano: tests/chunks.rs) -------
 PY=python3
 if $PY - <<'EOF' 2>/dev/null; then
 import sys
-import zarr, numpy, soundfile, scipy
+import zarr, numpy, soundfile, scipy, guano
 sys.exit(0 if int(zarr.__version__.split(".")[0]) >= 3 else 1)
 EOF
-    log "pip: zarr $($PY -c 'import zarr; print(zarr.__version__)'), numpy, soundfile, scipy already installed"
+    log "pip: zarr $($PY -c 'import zarr; print(zarr.__version__)'), numpy, soundfile, scipy, guano already installed"
 else
-    log "pip: installing zarr>=3 numpy soundfile scipy for $($PY --version)"
-    PIP_PACKAGES=("zarr>=3" numpy soundfile scipy)
+    log "pip: installing zarr>=3 numpy soundfile scipy guano for $($PY --version)"
+    PIP_PACKAGES=("zarr>=3" numpy soundfile scipy guano)
     export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore
     if ! $PY -m pip install -q "${PIP_PACKAGES[@]}"; then
         # Debian's own python3 is "externally managed" (PEP 668).
@@ -115,23 +119,7 @@ else
     log "pip: zarr $($PY -c 'import zarr; print(zarr.__version__)') installed"
 fi
 
-# --- serve: browser test and load benchmark (tests/browser.rs, scripts/bench/serve_load.sh)
-# Debian's chromium, driven by Playwright for Python through executable_path (Playwright's
-# own browser downloads are never used: `playwright install` is not run); wrk, the load
-# generator, and ffmpegfs, the Ogg Opus peer of the load benchmark.
-SERVE_APT=(chromium wrk ffmpegfs)
-serve_missing=()
-for p in "${SERVE_APT[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || serve_missing+=("$p")
-done
-if [ ${#serve_missing[@]} -eq 0 ]; then
-    log "serve: ${SERVE_APT[*]} already installed"
-else
-    log "serve: apt installing ${serve_missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -q
-    $SUDO apt-get install -y -q --no-install-recommends "${serve_missing[@]}"
-fi
+# --- Playwright for Python (tests/browser.rs) ------------------------------------------
 if python3 -c 'import playwright.sync_api' 2>/dev/null; then
     log "serve: playwright $(python3 -c 'import importlib.metadata as m; print(m.version("playwright"))') already installed"
 else
@@ -140,6 +128,5 @@ else
     python3 -m pip install -q playwright ||
         python3 -m pip install -q --break-system-packages playwright
 fi
-# --- end of serve block ------------------------------------------------------------------
 
 log "done"

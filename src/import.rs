@@ -391,6 +391,8 @@ fn store_flac(
         container: "flac",
         lossy: false,
         start_time: None,
+        chunks: Vec::new(),
+        dropped: Vec::new(),
     };
     Ok(RecordingMeta {
         stream_bytes: bytes.len() as u64,
@@ -428,6 +430,7 @@ fn base_meta(codec: Codec, spec: &InputSpec, frames: u64) -> RecordingMeta {
         stream_bytes: 0,
         index_rows: 0,
         index_sha256: String::new(),
+        chunks: Vec::new(),
     }
 }
 
@@ -564,6 +567,7 @@ fn store_opus(
         stream_bytes: p.bytes.len() as u64,
         index_rows: layout.rows.len() as u64,
         index_sha256: index::digest(&layout.rows),
+        chunks: Vec::new(),
     };
     let mapping = layout.head.mapping;
     let index = PageIndex::new(layout.rows, meta.stream_bytes);
@@ -606,10 +610,8 @@ pub fn import_one(
     let staged = StagedRecording::new(archive, &job.target)?;
     // A FLAC input kept as FLAC is copied byte for byte, only indexed.
     let copy_flac = is_flac(path)? && opts.codec.is_none_or(|c| c == Codec::Flac);
-    let (mut meta, found_start) = if copy_flac {
-        let found = input::open(path)
-            .ok()
-            .and_then(|r| r.spec().start_time.clone());
+    let (mut meta, found) = if copy_flac {
+        let found = input::open(path).ok().map(|r| r.spec().clone());
         (store_flac(&map(path)?, &staged, path)?, found)
     } else {
         match input::open(path) {
@@ -635,10 +637,17 @@ pub fn import_one(
                     }
                     Codec::Flac => encode_flac(reader, &staged, path, opts.encoder_threads)?,
                 };
-                (meta, spec.start_time)
+                (meta, Some(spec))
             }
         }
     };
+    let (found_start, chunks, dropped) = found
+        .map(|s| (s.start_time, s.chunks, s.dropped))
+        .unwrap_or_default();
+    if !dropped.is_empty() {
+        log::warn!("{}: not kept: {}", path.display(), dropped.join("; "));
+    }
+    meta.chunks = chunks;
     meta.start_time = opts
         .start_time
         .clone()

@@ -45,6 +45,8 @@ mod wav;
 mod tests;
 
 use std::fs::File;
+
+use crate::chunks::Chunk;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -74,6 +76,11 @@ pub struct InputSpec {
     /// Recording start time, ISO 8601 UTC `YYYY-MM-DDTHH:MM:SSZ`, from metadata inside the
     /// file (rules in the module documentation).
     pub start_time: Option<String>,
+    /// Metadata chunks kept byte for byte (WAV family), in the file's order.
+    pub chunks: Vec<Chunk>,
+    /// What the file holds that is not kept (a chunk over the size limits), for the
+    /// import's warning.
+    pub dropped: Vec<String>,
 }
 
 /// Interleaved samples of whole frames, in the kind the spec names.

@@ -11,6 +11,7 @@
 //!   CLI's other commands), and the binary.
 
 pub mod archive;
+pub mod chunks;
 pub mod codec;
 pub mod engine;
 pub mod fs;

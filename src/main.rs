@@ -14,6 +14,7 @@ use zarr_wavfs::import::{Codec, ImportOptions, import_all, plan};
 use zarr_wavfs::ops;
 use zarr_wavfs::store::{Address, RemoteOptions, StoreOptions};
 use zarr_wavfs::wav::SampleFormat;
+use zarr_wavfs::wav_file::TimeExpansion;
 
 #[derive(Parser)]
 #[command(
@@ -89,6 +90,29 @@ struct Served {
     /// recording's own, e.g. s24 for a 24-bit FLAC recording, s16 for Opus).
     #[arg(long, value_parser = parse_format)]
     format: Option<SampleFormat>,
+    #[command(flatten)]
+    expansion: Expansion,
+}
+
+/// The time-expanded view (mount, serve, extract).
+#[derive(clap::Args)]
+struct Expansion {
+    /// Serve recordings above --time-expansion-above Hz time-expanded by this factor:
+    /// the header's rate divided by it, the same samples (names get .TE<N>.wav).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
+    time_expansion: Option<u32>,
+    /// Rate above which --time-expansion applies, in Hz.
+    #[arg(long, value_name = "HZ", default_value_t = zarr_wavfs::wav_file::DEFAULT_TIME_EXPANSION_ABOVE)]
+    time_expansion_above: u32,
+}
+
+impl Expansion {
+    fn view(&self) -> Option<TimeExpansion> {
+        self.time_expansion.map(|factor| TimeExpansion {
+            factor,
+            above: self.time_expansion_above,
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -149,6 +173,8 @@ enum Command {
         /// recording's own, e.g. s24 for a 24-bit FLAC recording, s16 for Opus).
         #[arg(long, value_parser = parse_format)]
         format: Option<SampleFormat>,
+        #[command(flatten)]
+        expansion: Expansion,
     },
     /// Decode everything and check stream, index and checkpoints; exit 1 if anything is wrong.
     Verify {
@@ -164,7 +190,8 @@ enum Command {
         #[arg(short, long)]
         foreground: bool,
         /// Mount options, comma-separated (allow_other, allow_root, noauto_unmount,
-        /// fsname=, subtype=, cache_size=, format=, threads=, log=, noatime, ...).
+        /// fsname=, subtype=, cache_size=, format=, threads=, time_expansion=,
+        /// time_expansion_above=, log=, noatime, ...).
         #[arg(short = 'o', value_name = "OPT[,OPT...]")]
         options: Vec<String>,
         #[command(flatten)]
@@ -433,12 +460,14 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
             end,
             output,
             format,
+            expansion,
         } => {
             let archive = Archive::open_at(&archive, store)?;
             let engine = Engine::new(DEFAULT_CACHE_BYTES);
             let rec = engine.open(&archive, &recording)?;
             let rate = rec.meta().original_sample_rate;
             let format = zarr_wavfs::wav_file::served_format(format, rec.meta());
+            let factor = TimeExpansion::factor_for(expansion.view(), rec.meta());
             let start = start
                 .map(|s| ops::parse_time(&s))
                 .transpose()
@@ -458,14 +487,14 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
             if output.as_os_str() == "-" {
                 let stdout = std::io::stdout();
                 let mut w = std::io::BufWriter::new(stdout.lock());
-                ops::extract(&rec, start, end, format, &mut w)?;
+                ops::extract(&rec, start, end, format, factor, &mut w)?;
             } else {
                 // Written under a temporary name so a failed extract leaves no partial file.
                 let tmp = output.with_extension("wav.part");
                 let file =
                     std::fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
                 let mut w = std::io::BufWriter::new(file);
-                let r = ops::extract(&rec, start, end, format, &mut w)
+                let r = ops::extract(&rec, start, end, format, factor, &mut w)
                     .and_then(|_| Ok(w.into_inner()?.sync_all()?));
                 if let Err(e) = r {
                     let _ = std::fs::remove_file(&tmp);
@@ -507,6 +536,7 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                     cache_size,
                     threads,
                     format,
+                    expansion,
                 },
             log: _,
         } => {
@@ -519,6 +549,7 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                 cache_bytes: cache_size,
                 threads,
                 format,
+                time_expansion: expansion.view(),
             };
             zarr_wavfs::mount::mount(&args)?;
             Ok(ExitCode::SUCCESS)
@@ -531,6 +562,7 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                     cache_size,
                     threads,
                     format,
+                    expansion,
                 },
             cors,
             client_timeout,
@@ -543,12 +575,14 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
             }
             zarr_wavfs::engine::fixed_mmap_threshold();
             let archive = Archive::open_at(&archive, store)?;
-            let tree = zarr_wavfs::fs::Tree::build(&archive, format)?;
+            let time_expansion = expansion.view();
+            let tree = zarr_wavfs::fs::Tree::build(&archive, format, time_expansion)?;
             let fs = zarr_wavfs::fs::FileSystem::new(
                 archive,
                 tree,
                 zarr_wavfs::fs::FsOptions {
                     format,
+                    time_expansion,
                     cache_bytes: cache_size,
                 },
             );

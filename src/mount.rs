@@ -22,6 +22,7 @@ use crate::fs::{FileSystem, FsOptions};
 use crate::fuse::{FuseOptions, WavFs};
 use crate::store::{Address, StoreOptions};
 use crate::wav::SampleFormat;
+use crate::wav_file::{DEFAULT_TIME_EXPANSION_ABOVE, TimeExpansion};
 
 #[derive(Debug, Error)]
 pub enum MountError {
@@ -55,6 +56,7 @@ pub struct MountArgs {
     pub threads: usize,
     /// Served sample format; None: each recording's own.
     pub format: Option<SampleFormat>,
+    pub time_expansion: Option<TimeExpansion>,
 }
 
 /// Options after parsing: the FUSE configuration plus our own settings.
@@ -66,12 +68,14 @@ pub struct Options {
     pub threads: usize,
     /// Served sample format; None: each recording's own.
     pub format: Option<SampleFormat>,
+    pub time_expansion: Option<TimeExpansion>,
 }
 
 /// Parses `-o` options over the defaults in `args`: `ro` (always), `auto_unmount`
 /// (unless `noauto_unmount`), `default_permissions`, `nodev`, `nosuid`,
 /// `fsname=ARCHIVE`, `subtype=zarr-wavfs`. Our own settings may also be given as
-/// `cache_size=`, `format=`, `threads=`, `log=` (for /etc/fstab), and the store's
+/// `cache_size=`, `format=`, `threads=`, `time_expansion=N`, `time_expansion_above=HZ`,
+/// `log=` (for /etc/fstab), and the store's
 /// `endpoint=`, `region=`, `profile=`, `no_sign_request`, `virtual_hosted`,
 /// `timeout=SECS`; options that only mean something to mount(8) are ignored.
 pub fn parse_options(args: &MountArgs, archive: &Address) -> Result<Options, MountError> {
@@ -81,12 +85,14 @@ pub fn parse_options(args: &MountArgs, archive: &Address) -> Result<Options, Mou
         cache_bytes: args.cache_bytes,
         threads: args.threads,
         format: args.format,
+        time_expansion: args.time_expansion,
     };
     let mut fsname = archive.to_string();
     let mut subtype = "zarr-wavfs".to_string();
     let mut auto_unmount = true;
     let mut acl = None;
     let mut extra = Vec::new();
+    let (mut te_factor, mut te_above) = (None, None);
     let usage = |m: String| Err(MountError::Usage(m));
     for opt in args.options.iter().flat_map(|s| s.split(',')) {
         if o.store.remote.apply_mount_option(opt) {
@@ -125,6 +131,22 @@ pub fn parse_options(args: &MountArgs, archive: &Address) -> Result<Options, Mou
                         MountError::Usage(format!("-o format={v}: unknown format"))
                     })?)
             }
+            ("time_expansion", Some(v)) => match v.parse::<u32>() {
+                Ok(n) if n >= 2 => te_factor = Some(n),
+                _ => {
+                    return usage(format!(
+                        "-o time_expansion={v}: expected a factor of 2 or more"
+                    ));
+                }
+            },
+            ("time_expansion_above", Some(v)) => match v.parse::<u32>() {
+                Ok(hz) => te_above = Some(hz),
+                _ => {
+                    return usage(format!(
+                        "-o time_expansion_above={v}: expected a rate in Hz"
+                    ));
+                }
+            },
             // Where the daemon logs is set up by the CLI before mounting.
             ("log", Some(_)) => {}
             // Always nodev,nosuid: the files are audio. mount(8) passes dev,suid by
@@ -180,6 +202,12 @@ pub fn parse_options(args: &MountArgs, archive: &Address) -> Result<Options, Mou
     // Two request threads are plenty: they only look up and queue; workers decode.
     o.config.n_threads = Some(2);
     o.config.clone_fd = true;
+    if let Some(factor) = te_factor.or(o.time_expansion.map(|t| t.factor)) {
+        let above = te_above
+            .or(o.time_expansion.map(|t| t.above))
+            .unwrap_or(DEFAULT_TIME_EXPANSION_ABOVE);
+        o.time_expansion = Some(TimeExpansion { factor, above });
+    }
     Ok(o)
 }
 
@@ -252,12 +280,13 @@ pub fn mount(args: &MountArgs) -> Result<(), MountError> {
     let result = block_signals().and_then(|signals| {
         crate::engine::fixed_mmap_threshold();
         let archive = Archive::open_at(&archive, &opts.store)?;
-        let tree = Tree::build(&archive, opts.format)?;
+        let tree = Tree::build(&archive, opts.format, opts.time_expansion)?;
         let fs = FileSystem::new(
             archive,
             tree,
             FsOptions {
                 format: opts.format,
+                time_expansion: opts.time_expansion,
                 cache_bytes: opts.cache_bytes,
             },
         );
@@ -471,6 +500,7 @@ mod tests {
             cache_bytes: 1 << 28,
             threads: 8,
             format: None,
+            time_expansion: None,
         }
     }
 
@@ -502,6 +532,31 @@ mod tests {
         assert_eq!(o.cache_bytes, 64 << 20);
         assert_eq!(o.format, Some(SampleFormat::F32));
         assert_eq!(o.threads, 3);
+        assert_eq!(o.time_expansion, None);
+        let a = Address::Local("/a".into());
+        let te = |opts: &[&str]| parse_options(&args(opts), &a).map(|o| o.time_expansion);
+        assert_eq!(
+            te(&["time_expansion=10"]).unwrap(),
+            Some(TimeExpansion {
+                factor: 10,
+                above: DEFAULT_TIME_EXPANSION_ABOVE
+            })
+        );
+        assert_eq!(
+            te(&["time_expansion_above=50000,time_expansion=8"]).unwrap(),
+            Some(TimeExpansion {
+                factor: 8,
+                above: 50_000
+            })
+        );
+        assert_eq!(te(&["time_expansion_above=50000"]).unwrap(), None);
+        for bad in [
+            "time_expansion=1",
+            "time_expansion=x",
+            "time_expansion_above=-3",
+        ] {
+            assert!(te(&[bad]).is_err(), "{bad}");
+        }
         let o = parse_options(
             &args(&["noauto_unmount,rw,defaults,nofail"]),
             &Address::Local("/a".into()),

@@ -12,9 +12,9 @@
 //!
 //! * **Plain RIFF** (the normal case):
 //!   `RIFF`, the RIFF size (u32, file length − 8), `WAVE`, then the `fmt ` chunk, then
-//!   the `bext` chunk when the recording's start time is known (see [`Bext`]), then the
-//!   `data` chunk. No other chunks: in particular no `JUNK`/`ds64` placeholder, no
-//!   `fact`, no `LIST`.
+//!   the `bext` chunk when the recording's start time is known and the chunks the
+//!   recording came with (`crate::chunks::served`), then the `data` chunk. Nothing else:
+//!   in particular no `JUNK`/`ds64` placeholder.
 //! * **`fmt `**:
 //!   * [`SampleFormat::S16`] with 1 or 2 channels: the 16-byte
 //!     `PCMWAVEFORMAT` with `wFormatTag = WAVE_FORMAT_PCM (1)`, the form every
@@ -49,13 +49,15 @@
 //!   size field `0xFFFF_FFFF`.
 //!
 //! Header lengths (all bytes before the first sample) are therefore 44 (PCM)
-//! or 68 (extensible) for plain RIFF, and 80 or 104 for RF64, plus 610 with `bext`.
+//! or 68 (extensible) for plain RIFF, and 80 or 104 for RF64, plus the chunks (610 for
+//! `bext` alone).
 
 use std::ops::Range;
 
 use thiserror::Error;
 
 use crate::archive::SampleKind;
+use crate::chunks::Chunk;
 
 const WAVE_FORMAT_PCM: u16 = 0x0001;
 const WAVE_FORMAT_EXTENSIBLE: u16 = 0xFFFE;
@@ -192,63 +194,8 @@ pub struct WavLayout {
     pub sample_rate: u32,
     pub frames: u64,
     pub format: SampleFormat,
-    /// The `bext` chunk, when the recording's start is known.
-    pub bext: Option<Bext>,
-}
-
-/// A Broadcast Wave `bext` chunk (EBU Tech 3285, version 1): when the recording
-/// started, and where it came from.
-///
-/// Written between `fmt ` and `data`, 602 bytes of body: Description (256), Originator
-/// (32, `zarr-wavfs`), OriginatorReference (32, empty), OriginationDate (10,
-/// `yyyy-mm-dd`), OriginationTime (8, `hh:mm:ss`), TimeReference (u64 as two u32: the
-/// first sample's position in samples since that day's midnight), Version (u16 = 1),
-/// UMID (64, zero), and 190 reserved zero bytes; no CodingHistory. Text fields are ASCII
-/// (anything else becomes `?`), zero-padded, cut to their size. The date and time are
-/// UTC; EBU specifies local time without a zone, and an archive has no local zone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Bext {
-    pub description: String,
-    /// `yyyy-mm-dd`.
-    pub date: String,
-    /// `hh:mm:ss`.
-    pub time: String,
-    pub time_reference: u64,
-}
-
-/// Body size of the `bext` chunk without CodingHistory.
-const BEXT_LEN: u32 = 602;
-
-impl Bext {
-    fn push(&self, h: &mut Vec<u8>) {
-        fn text(h: &mut Vec<u8>, s: &str, len: usize) {
-            let mut b: Vec<u8> = s
-                .chars()
-                .map(|c| {
-                    if c.is_ascii() && c != '\0' {
-                        c as u8
-                    } else {
-                        b'?'
-                    }
-                })
-                .take(len)
-                .collect();
-            b.resize(len, 0);
-            h.extend_from_slice(&b);
-        }
-        let start = h.len();
-        h.extend_from_slice(b"bext");
-        h.extend_from_slice(&BEXT_LEN.to_le_bytes());
-        text(h, &self.description, 256);
-        text(h, "zarr-wavfs", 32);
-        text(h, "", 32);
-        text(h, &self.date, 10);
-        text(h, &self.time, 8);
-        h.extend_from_slice(&(self.time_reference as u32).to_le_bytes());
-        h.extend_from_slice(&((self.time_reference >> 32) as u32).to_le_bytes());
-        h.extend_from_slice(&1u16.to_le_bytes());
-        h.resize(start + 8 + BEXT_LEN as usize, 0);
-    }
+    /// Chunks between `fmt ` and `data` (`bext`, kept chunks: `chunks::served`).
+    pub chunks: Vec<Chunk>,
 }
 
 /// How one read of `(offset, len)` bytes of the file maps onto the layout.
@@ -293,7 +240,7 @@ impl WavLayout {
             sample_rate,
             frames,
             format,
-            bext: None,
+            chunks: Vec::new(),
         };
         let block_align = layout.block_align();
         if u32::try_from(u64::from(sample_rate) * block_align).is_err() {
@@ -315,9 +262,9 @@ impl WavLayout {
         Ok(layout)
     }
 
-    /// The same layout with a `bext` chunk (see [`Bext`]).
-    pub fn with_bext(mut self, bext: Bext) -> Self {
-        self.bext = Some(bext);
+    /// The same layout with `chunks` between `fmt ` and `data`.
+    pub fn with_chunks(mut self, chunks: Vec<Chunk>) -> Self {
+        self.chunks = chunks;
         self
     }
 
@@ -379,8 +326,8 @@ impl WavLayout {
             h.extend_from_slice(b"WAVE");
         }
         self.push_fmt(&mut h);
-        if let Some(b) = &self.bext {
-            b.push(&mut h);
+        for c in &self.chunks {
+            c.push(&mut h);
         }
         h.extend_from_slice(b"data");
         let data_size = if rf64 {
@@ -447,12 +394,8 @@ impl WavLayout {
 
     /// Header length of the plain-RIFF form (without `ds64`).
     fn plain_header_len(&self) -> u64 {
-        let bext = if self.bext.is_some() {
-            CHUNK_HEADER_LEN + u64::from(BEXT_LEN)
-        } else {
-            0
-        };
-        RIFF_HEADER_LEN + CHUNK_HEADER_LEN + u64::from(self.fmt_len()) + bext + CHUNK_HEADER_LEN
+        let chunks: u64 = self.chunks.iter().map(Chunk::riff_len).sum();
+        RIFF_HEADER_LEN + CHUNK_HEADER_LEN + u64::from(self.fmt_len()) + chunks + CHUNK_HEADER_LEN
     }
 
     /// 1 if the data length is odd (RIFF word alignment), else 0.
@@ -615,6 +558,7 @@ pub fn encode_f32(samples: &[f32], format: SampleFormat, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunks::served::Bext;
     use proptest::prelude::*;
     use std::io::Cursor;
 
@@ -1076,14 +1020,14 @@ mod tests {
                 sample_rate: 0,
                 frames: u64::MAX,
                 format: SampleFormat::F32,
-                bext: None,
+                chunks: Vec::new(),
             },
             WavLayout {
                 channels: u16::MAX,
                 sample_rate: u32::MAX,
                 frames: u64::MAX,
                 format: SampleFormat::S24,
-                bext: Some(sample_bext()),
+                chunks: vec![sample_bext().chunk()],
             },
         ] {
             let _ = bad.header();
@@ -1142,7 +1086,7 @@ mod tests {
             let frames = if rf64 { (1 << 32) / 2 } else { 5 };
             let l = WavLayout::new(1, 48_000, frames, SampleFormat::S16)
                 .unwrap()
-                .with_bext(sample_bext());
+                .with_chunks(vec![sample_bext().chunk()]);
             let h = l.header();
             assert_eq!(h.len() as u64, l.header_len());
             assert_eq!(l.header_len(), if rf64 { 80 + 610 } else { 44 + 610 });
@@ -1160,7 +1104,7 @@ mod tests {
         }
         let l = WavLayout::new(2, 44_100, 64, SampleFormat::S24)
             .unwrap()
-            .with_bext(sample_bext());
+            .with_chunks(vec![sample_bext().chunk()]);
         let file = materialize(&l);
         let r = hound::WavReader::new(Cursor::new(&file)).unwrap();
         assert_eq!(r.duration(), 64);
@@ -1181,7 +1125,7 @@ mod tests {
         ) {
             let mut layout = WavLayout::new(channels, sample_rate, frames, format).unwrap();
             if bext {
-                layout = layout.with_bext(sample_bext());
+                layout = layout.with_chunks(vec![sample_bext().chunk()]);
             }
             let file = materialize(&layout);
             prop_assert_eq!(file.len() as u64, layout.file_len());
@@ -1205,7 +1149,7 @@ mod tests {
         ) {
             let mut layout = WavLayout::new(channels, 8_000, frames, format).unwrap();
             if bext {
-                layout = layout.with_bext(sample_bext());
+                layout = layout.with_chunks(vec![sample_bext().chunk()]);
             }
             let plan = layout.map_read(offset, len);
             let file_len = layout.file_len();

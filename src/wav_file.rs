@@ -5,9 +5,10 @@ use std::ops::Range;
 
 use crate::archive::RecordingMeta;
 use crate::archive::meta::civil_from_days;
+use crate::chunks::served::{self, Bext, Context};
 use crate::codec::CodecError;
 use crate::engine::Recording;
-use crate::wav::{Bext, SampleFormat, WavError, WavLayout};
+use crate::wav::{SampleFormat, WavError, WavLayout};
 
 /// The format a recording is served in: `choice` if given, else the one that keeps
 /// every sample exactly ([`SampleFormat::natural_for`] its sample kind).
@@ -15,24 +16,63 @@ pub fn served_format(choice: Option<SampleFormat>, meta: &RecordingMeta) -> Samp
     choice.unwrap_or_else(|| SampleFormat::natural_for(meta.sample_kind()))
 }
 
+/// The time-expanded view (`--time-expansion N`): recordings recorded above `above` Hz are
+/// served with the header's rate divided by `factor` (rounded, at least 1 Hz) and the same
+/// samples, so that players play them `factor` times slower, as bat detectors' time
+/// expansion does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeExpansion {
+    pub factor: u32,
+    pub above: u32,
+}
+
+/// The default threshold of the time-expanded view: ultrasonic recordings only.
+pub const DEFAULT_TIME_EXPANSION_ABOVE: u32 = 96_000;
+
+impl TimeExpansion {
+    /// The factor applied to the recording `meta` describes, if any.
+    pub fn factor_for(view: Option<TimeExpansion>, meta: &RecordingMeta) -> Option<u32> {
+        view.filter(|t| t.factor > 1 && meta.original_sample_rate > t.above)
+            .map(|t| t.factor)
+    }
+
+    /// The header rate of a recording at `rate` expanded by `factor`.
+    pub fn rate(rate: u32, factor: u32) -> u32 {
+        let f = u64::from(factor.max(1));
+        ((u64::from(rate) + f / 2) / f).max(1) as u32
+    }
+}
+
 /// The layout of the WAV file of frames `frames` of the recording `meta` describes: its
-/// shape, and a `bext` chunk with the first frame's time when the start time is known.
+/// shape, a `bext` chunk with the first frame's time when the start time is known, and
+/// the chunks the recording came with; time-expanded by `expansion` if given.
 pub fn layout_for(
     meta: &RecordingMeta,
     frames: Range<u64>,
     format: SampleFormat,
+    expansion: Option<u32>,
 ) -> Result<WavLayout, WavError> {
     let n = frames.end.saturating_sub(frames.start);
-    let layout = WavLayout::new(meta.channels, meta.original_sample_rate, n, format)?;
-    Ok(match bext_for(meta, frames.start) {
-        Some(b) => layout.with_bext(b),
-        None => layout,
-    })
+    let rate = match expansion {
+        Some(f) => TimeExpansion::rate(meta.original_sample_rate, f),
+        None => meta.original_sample_rate,
+    };
+    let layout = WavLayout::new(meta.channels, rate, n, format)?;
+    let ctx = Context {
+        first: frames.start,
+        frames: n,
+        total: meta.frames,
+        bext: bext_for(meta, frames.start, expansion),
+        time_expansion: expansion,
+    };
+    Ok(layout.with_chunks(served::served(&meta.chunks, &ctx)))
 }
 
 /// The `bext` chunk of a file starting at frame `first`: the date and time of that
-/// frame (UTC, whole seconds) and its exact position in samples since that midnight.
-fn bext_for(meta: &RecordingMeta, first: u64) -> Option<Bext> {
+/// frame (UTC, whole seconds) and its exact position in samples since that midnight
+/// (samples at the recording's true rate, also in a time-expanded file, whose description
+/// says the factor and the true rate).
+fn bext_for(meta: &RecordingMeta, first: u64, expansion: Option<u32>) -> Option<Bext> {
     let start = meta
         .start_system_time()?
         .duration_since(std::time::UNIX_EPOCH)
@@ -47,9 +87,15 @@ fn bext_for(meta: &RecordingMeta, first: u64) -> Option<Bext> {
     let (y, m, d) = civil_from_days(day);
     let secs = at / rate;
     Some(Bext {
-        description: meta.source.as_ref().map_or_else(String::new, |s| {
-            format!("source: {}, sha256 {}", s.name, s.sha256)
-        }),
+        description: {
+            let mut d = meta.source.as_ref().map_or_else(String::new, |s| {
+                format!("source: {}, sha256 {}", s.name, s.sha256)
+            });
+            if let Some(f) = expansion {
+                d = format!("time expansion {f}, true rate {rate} Hz; {d}");
+            }
+            d
+        },
         date: format!("{y:04}-{m:02}-{d:02}"),
         time: format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
         time_reference: at,
@@ -62,27 +108,44 @@ pub struct WavFile {
     header: Vec<u8>,
     /// Recording frame at the start of the data chunk.
     first: u64,
+    expansion: Option<u32>,
 }
 
 impl WavFile {
-    /// The WAV file of frames `frames` of `rec` (clamped to the recording).
-    pub fn new(rec: Recording, frames: Range<u64>, format: SampleFormat) -> Result<Self, WavError> {
+    /// The WAV file of frames `frames` of `rec` (clamped to the recording), time-expanded
+    /// by `expansion` if given.
+    pub fn new(
+        rec: Recording,
+        frames: Range<u64>,
+        format: SampleFormat,
+        expansion: Option<u32>,
+    ) -> Result<Self, WavError> {
         let end = frames.end.min(rec.frames());
         let first = frames.start.min(end);
-        let layout = layout_for(rec.meta(), first..end, format)?;
+        let layout = layout_for(rec.meta(), first..end, format, expansion)?;
         let header = layout.header();
         Ok(WavFile {
             rec,
             layout,
             header,
             first,
+            expansion,
         })
     }
 
     /// The WAV file of the whole recording: the file the mount serves.
-    pub fn whole(rec: Recording, format: SampleFormat) -> Result<Self, WavError> {
+    pub fn whole(
+        rec: Recording,
+        format: SampleFormat,
+        expansion: Option<u32>,
+    ) -> Result<Self, WavError> {
         let frames = rec.frames();
-        Self::new(rec, 0..frames, format)
+        Self::new(rec, 0..frames, format, expansion)
+    }
+
+    /// The time-expansion factor the file is served with.
+    pub fn expansion(&self) -> Option<u32> {
+        self.expansion
     }
 
     pub fn recording(&self) -> &Recording {

@@ -195,7 +195,7 @@ fn wav_file(f: &Fixture, rec: &str) -> WavFile {
     let archive = Archive::open(&f.arch).unwrap();
     let r = engine.open(&archive, rec).unwrap();
     let format = served_format(None, r.meta());
-    WavFile::whole(r, format).unwrap()
+    WavFile::whole(r, format, None).unwrap()
 }
 
 proptest! {

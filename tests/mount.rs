@@ -54,7 +54,7 @@ impl Fixture {
         let archive = Archive::open(&self.arch).unwrap();
         let samples = common::sequential_decode(&archive, rec);
         let m = archive.recording(rec).unwrap().meta().clone();
-        let layout = layout_for(&m, 0..m.frames, SampleFormat::S16).unwrap();
+        let layout = layout_for(&m, 0..m.frames, SampleFormat::S16, None).unwrap();
         let mut out = layout.header();
         encode_i16(&samples, SampleFormat::S16, &mut out);
         out.resize(layout.file_len() as usize, 0);

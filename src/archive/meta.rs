@@ -1,5 +1,6 @@
 //! Node attributes: the `zarr_wavfs` object in each group's `zarr.json` (docs/FORMAT.md).
 
+use crate::chunks::{self, Chunk};
 use crate::store::Location;
 
 use serde::{Deserialize, Serialize};
@@ -94,6 +95,10 @@ pub struct RecordingMeta {
     /// SHA-256 of `index`, its rows in order as little-endian i64 (Opus and FLAC).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub index_sha256: String,
+    /// Chunks of the source file kept byte for byte, in order (format version 4;
+    /// docs/FORMAT.md, "Kept chunks").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<Chunk>,
 }
 
 impl RecordingMeta {
@@ -124,6 +129,9 @@ impl RecordingMeta {
                 self.sample_format
             ));
         };
+        if let Err(e) = chunks::validate(&self.chunks) {
+            return bad(e);
+        }
         if self.original_sample_rate == 0 || self.sample_rate == 0 {
             return bad("a sample rate is 0".into());
         }

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use crate::archive::Archive;
 use crate::engine::Engine;
 use crate::wav::{SampleFormat, WavLayout};
-use crate::wav_file::{WavFile, served_format};
+use crate::wav_file::{TimeExpansion, WavFile, served_format};
 
 use super::error::FsError;
 use super::prefetch::SequentialDetector;
@@ -28,6 +28,8 @@ const MAX_OPEN_RECORDINGS: usize = 256;
 pub struct FsOptions {
     /// Served sample format; None: each recording's own.
     pub format: Option<SampleFormat>,
+    /// The time-expanded view, if asked for.
+    pub time_expansion: Option<TimeExpansion>,
     pub cache_bytes: usize,
 }
 
@@ -153,10 +155,13 @@ impl FileSystem {
         let whole = self.whole(ino).inspect_err(|e| self.report(ino, e))?;
         let rec = whole.recording();
         let format = format.unwrap_or(whole.layout().format);
-        let file = WavFile::new(rec.clone(), frames, format).map_err(|source| FsError::Layout {
-            path: self.path_of(ino).to_string(),
-            source,
-        })?;
+        let file =
+            WavFile::new(rec.clone(), frames, format, whole.expansion()).map_err(|source| {
+                FsError::Layout {
+                    path: self.path_of(ino).to_string(),
+                    source,
+                }
+            })?;
         Ok(OpenFile {
             ino,
             file: Arc::new(file),
@@ -273,7 +278,8 @@ impl FileSystem {
             .open_listed(&self.archive, path, &info.meta)
             .map_err(codec)?;
         let format = served_format(self.opts.format, &info.meta);
-        let wav = WavFile::whole(rec, format).map_err(|source| FsError::Layout {
+        let expansion = TimeExpansion::factor_for(self.opts.time_expansion, &info.meta);
+        let wav = WavFile::whole(rec, format, expansion).map_err(|source| FsError::Layout {
             path: path.to_string(),
             source,
         })?;

@@ -6,6 +6,12 @@
 //! 3. a recording gets `.wav` appended; a folder whose name ends in `.wav` has that dot
 //!    written as `%2E`, so no folder can take a recording's name.
 //!
+//!
+//! In the time-expanded view (`--time-expansion N`) an expanded recording is shown as
+//! `NAME.TE<N>.wav` (`20250601_040000.TE10.wav`), and in the other recordings' names a
+//! dot before a final `TE` and digits is written as `%2E`, so that no recording shown
+//! unexpanded can take an expanded one's name.
+//!
 //! Percent-decoding after removing a recording's `.wav` gives the archive name back, so
 //! two different nodes never get the same shown name, and no shown name contains `/` or
 //! is `.` or `..`: nothing can point outside the mount.
@@ -31,9 +37,43 @@ pub fn shown_name(name: &str, is_recording: bool) -> String {
     s
 }
 
+/// The file name shown for a recording called `name`: [`shown_name`] when no time
+/// expansion is asked for (`view` false), else as the module documentation says, with
+/// `factor` the recording's own expansion if it gets one.
+pub fn shown_recording_name(name: &str, view: bool, factor: Option<u32>) -> String {
+    let plain = shown_name(name, true);
+    if !view {
+        return plain;
+    }
+    let stem = plain.strip_suffix(".wav").unwrap_or(&plain);
+    match factor {
+        Some(f) => format!("{stem}.TE{f}.wav"),
+        None => match stem.rsplit_once(".TE") {
+            Some((head, digits))
+                if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                format!("{head}%2ETE{digits}.wav")
+            }
+            _ => plain,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_expanded_names_cannot_collide() {
+        assert_eq!(shown_recording_name("bat", false, None), "bat.wav");
+        assert_eq!(shown_recording_name("bat", true, Some(10)), "bat.TE10.wav");
+        assert_eq!(
+            shown_recording_name("bat.TE10", true, None),
+            "bat%2ETE10.wav"
+        );
+        assert_eq!(shown_recording_name("bat.TE", true, None), "bat.TE.wav");
+        assert_eq!(shown_recording_name("bird", true, None), "bird.wav");
+    }
 
     #[test]
     fn plain_names_stay_readable() {

@@ -7,9 +7,9 @@ use std::time::SystemTime;
 
 use crate::archive::{Archive, ArchiveError, Entry, RecordingMeta};
 use crate::wav::{SampleFormat, WavLayout};
-use crate::wav_file::{layout_for, served_format};
+use crate::wav_file::{TimeExpansion, layout_for, served_format};
 
-use super::names::shown_name;
+use super::names::{shown_name, shown_recording_name};
 
 /// Inode number; the root is 1.
 pub type Ino = u64;
@@ -54,7 +54,11 @@ pub struct Tree {
 
 impl Tree {
     /// Reads the archive's folders and recordings' metadata (no audio is decoded).
-    pub fn build(archive: &Archive, format: Option<SampleFormat>) -> Result<Tree, ArchiveError> {
+    pub fn build(
+        archive: &Archive,
+        format: Option<SampleFormat>,
+        expansion: Option<TimeExpansion>,
+    ) -> Result<Tree, ArchiveError> {
         let root_mtime = archive.modified();
         let mut tree = Tree {
             nodes: vec![Node {
@@ -69,7 +73,7 @@ impl Tree {
             by_name: HashMap::new(),
         };
         let entries = archive.tree()?;
-        tree.add_entries(ROOT, "", entries, format);
+        tree.add_entries(ROOT, "", entries, format, expansion);
         Ok(tree)
     }
 
@@ -79,10 +83,19 @@ impl Tree {
         parent_path: &str,
         entries: Vec<Entry>,
         format: Option<SampleFormat>,
+        expansion: Option<TimeExpansion>,
     ) {
         for e in entries {
             let is_recording = matches!(e, Entry::Recording { .. });
-            let name = shown_name(e.name(), is_recording);
+            let factor = match &e {
+                Entry::Recording { meta: Ok(m), .. } => TimeExpansion::factor_for(expansion, m),
+                _ => None,
+            };
+            let name = if is_recording {
+                shown_recording_name(e.name(), expansion.is_some(), factor)
+            } else {
+                shown_name(e.name(), false)
+            };
             let path = if parent_path.is_empty() {
                 e.name().to_string()
             } else {
@@ -101,9 +114,9 @@ impl Tree {
                 }
                 Entry::Recording { meta, modified, .. } => {
                     let file = meta.map_err(|e| e.to_string()).and_then(|meta| {
-                        let layout =
-                            layout_for(&meta, 0..meta.frames, served_format(format, &meta))
-                                .map_err(|e| e.to_string())?;
+                        let format = served_format(format, &meta);
+                        let layout = layout_for(&meta, 0..meta.frames, format, factor)
+                            .map_err(|e| e.to_string())?;
                         Ok(Box::new(FileInfo {
                             meta,
                             layout,
@@ -137,7 +150,7 @@ impl Tree {
                 *subdirs += u32::from(!is_recording);
             }
             if let Some(grandchildren) = children {
-                self.add_entries(ino, &path, grandchildren, format);
+                self.add_entries(ino, &path, grandchildren, format, expansion);
             }
         }
     }

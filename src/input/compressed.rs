@@ -110,6 +110,8 @@ impl CompressedReader {
                 container,
                 lossy,
                 start_time,
+                chunks: Vec::new(),
+                dropped: Vec::new(),
             },
             floats: Vec::new(),
             ints: Vec::new(),

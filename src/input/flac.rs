@@ -4,10 +4,14 @@
 //! header can name before FLAC 1.4), 1 to 8 channels, and any sample rate STREAMINFO can
 //! hold up to 655,350 Hz. It does not read 32-bit FLAC (FLAC 1.4's reserved-code depth):
 //! such files are refused when opened, with that reason. STREAMINFO's total sample count
-//! gives `frames` (0 means unknown, None).
+//! gives `frames` (0 means unknown, None). Vorbis comments that have a RIFF INFO
+//! counterpart become the recording's `LIST`/`INFO` chunk (`chunks::info`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+
+use crate::chunks::Collector;
+use crate::chunks::info::from_vorbis_comments;
 
 use super::{Block, InputError, InputReader, InputSpec, SampleKind, guard, start_time};
 
@@ -48,6 +52,12 @@ impl FlacReader {
             ));
         }
         let tags: Vec<(&str, &str)> = reader.tags().collect();
+        let mut kept = Collector::default();
+        if let Some(list) = from_vorbis_comments(tags.iter().copied())
+            && kept.wants(list.id, list.body.len() as u64)
+        {
+            kept.keep(list);
+        }
         let spec = InputSpec {
             sample_rate: info.sample_rate,
             channels: info.channels as u16,
@@ -58,6 +68,8 @@ impl FlacReader {
             container: FORMAT,
             lossy: false,
             start_time: start_time::from_tags(tags.into_iter()),
+            chunks: kept.kept,
+            dropped: kept.dropped,
         };
         Ok(FlacReader {
             path: path.to_path_buf(),

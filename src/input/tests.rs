@@ -401,6 +401,30 @@ fn chunk_order_padding_and_metadata() {
     let (spec, block) = read_all(&p);
     assert_eq!(spec.start_time.as_deref(), Some("2025-06-01T04:00:00Z"));
     assert_eq!(ints(block), x);
+    // Padding is not kept; the LIST after the data is, byte for byte.
+    assert_eq!(spec.chunks.len(), 1);
+    assert_eq!(&spec.chunks[0].id.0, b"LIST");
+    assert_eq!(
+        spec.chunks[0].body,
+        bytes[bytes.len() - spec.chunks[0].body.len()..]
+    );
+    assert!(spec.dropped.is_empty());
+
+    // A chunk over the limit is named, not kept; one running past the end too.
+    let mut bytes = riff(&[
+        fmt_pcm(1, 2, 8_000, 16, 4),
+        chunk(b"id3 ", &vec![1; crate::chunks::MAX_CHUNK_BYTES + 1]),
+        chunk(b"data", &data),
+        b"iXML\xff\xff\0\0<x/>".to_vec(),
+    ]);
+    let n = bytes.len() as u32 - 8;
+    bytes[4..8].copy_from_slice(&n.to_le_bytes());
+    let p = write(dir.path(), "dropped.wav", &bytes);
+    let (spec, _) = read_all(&p);
+    assert!(spec.chunks.is_empty());
+    assert_eq!(spec.dropped.len(), 2, "{:?}", spec.dropped);
+    assert!(spec.dropped[0].starts_with("chunk \"id3 \" of 65537 bytes"));
+    assert!(spec.dropped[1].contains("\"iXML\" claiming 65535 bytes"));
 
     // A writer that left out the pad byte of an odd chunk.
     let mut unpadded = b"junk\x03\0\0\0odd".to_vec();

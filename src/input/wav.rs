@@ -28,6 +28,7 @@
 //! is not a whole number of frames is an error. The `ds64` sample count
 //! only draws a warning when it disagrees with the data size.
 
+use crate::chunks::{Chunk, ChunkId, Collector};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -170,6 +171,8 @@ struct Chunks {
     bext_time: Option<String>,
     icmt_time: Option<String>,
     guano_time: Option<String>,
+    /// The metadata chunks kept for serving, and what was not kept.
+    kept: Collector,
     /// A chunk claiming to extend past the end of the file: (id, offset, size).
     overrun: Option<([u8; 4], u64, u64)>,
 }
@@ -272,6 +275,7 @@ impl WavReader {
         }
         r.seek(SeekFrom::Start(data.offset)).map_err(io)?;
         let start_time = chunks.bext_time.or(chunks.icmt_time).or(chunks.guano_time);
+        let Collector { kept, dropped, .. } = chunks.kept;
         Ok(WavReader {
             path: path.to_path_buf(),
             r,
@@ -283,6 +287,8 @@ impl WavReader {
                 container: name,
                 lossy: false,
                 start_time,
+                chunks: kept,
+                dropped,
             },
             format,
             remaining: frames,
@@ -439,9 +445,12 @@ fn walk(r: &mut BufReader<File>, layout: Layout, file_len: u64) -> std::io::Resu
             break; // the file shrank under us
         }
         let body = pos + hdr;
+        // A Wave64 chunk whose GUID is not a RIFF id has no RIFF form to be served in.
+        let mut foreign = false;
         let (id, size) = match layout {
             Layout::W64 => {
                 let id = (h[4..16] == W64_SUFFIX).then(|| [h[0], h[1], h[2], h[3]]);
+                foreign = id.is_none();
                 let total = u64_at(&h, 16).unwrap_or(0);
                 match total.checked_sub(hdr) {
                     Some(s) => (id.unwrap_or(*b"????"), Some(s)),
@@ -508,6 +517,26 @@ fn walk(r: &mut BufReader<File>, layout: Layout, file_len: u64) -> std::io::Resu
                 c.guano_time = start_time::from_guano(&String::from_utf8_lossy(&b));
             }
             _ => {}
+        }
+        if !matches!(&id, b"data" | b"fmt " | b"ds64") && !ChunkId(id).is_structural() {
+            let name = ChunkId(id);
+            match size {
+                None => c
+                    .kept
+                    .dropped
+                    .push(format!("chunk {name:?} of unknown size (0xFFFFFFFF)")),
+                Some(size) if body.saturating_add(size) > file_len => c.kept.dropped.push(format!(
+                    "chunk {name:?} claiming {size} bytes, past the end of the file"
+                )),
+                Some(size) if foreign => c.kept.dropped.push(format!(
+                    "a Wave64 chunk of {size} bytes with a GUID that is no RIFF id"
+                )),
+                Some(size) => {
+                    if c.kept.wants(name, size) {
+                        c.kept.keep(Chunk::new(name, read_at(r, body, size)?));
+                    }
+                }
+            }
         }
         let Some(size) = size else { break };
         let end = body.saturating_add(size);

@@ -57,9 +57,10 @@ pub fn extract(
     start: u64,
     end: u64,
     format: SampleFormat,
+    expansion: Option<u32>,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let file = WavFile::new(rec.clone(), start..end, format)?;
+    let file = WavFile::new(rec.clone(), start..end, format, expansion)?;
     let step = 4 << 20;
     let mut buf = Vec::with_capacity(step as usize);
     let mut offset = 0;

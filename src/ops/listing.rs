@@ -36,7 +36,7 @@ pub fn format_bytes(n: u64) -> String {
 
 /// Size of the WAV file served for `m` in its own sample format.
 fn wav_size(m: &RecordingMeta) -> u64 {
-    layout_for(m, 0..m.frames, served_format(None, m)).map_or(0, |l| l.file_len())
+    layout_for(m, 0..m.frames, served_format(None, m), None).map_or(0, |l| l.file_len())
 }
 
 /// "4.2 MiB stored, 57.1%": the audio's bytes on disk, and their share of the samples'
@@ -153,6 +153,17 @@ pub fn info(archive: &Archive, path: &str) -> Result<String, ArchiveError> {
         );
     }
     let _ = writeln!(o, "WAV size served:      {} bytes", wav_size(m));
+    if !m.chunks.is_empty() {
+        let names: Vec<String> = m
+            .chunks
+            .iter()
+            .map(|c| format!("{} ({} bytes)", c.id, c.body.len()))
+            .collect();
+        let _ = writeln!(o, "kept chunks:          {}", names.join(", "));
+        for (k, v) in m.chunks.iter().flat_map(crate::chunks::fields::fields) {
+            let _ = writeln!(o, "  {k}: {v}");
+        }
+    }
     let (audio, index, ckpt) = rec.disk_usage();
     let _ = writeln!(
         o,

@@ -7,7 +7,7 @@ RECORDING is the archive-relative recording path, e.g. ``demo/20250601_040000``
 (a trailing ``.wav`` is accepted, as by the CLI).
 
 Checks, against docs/FORMAT.md:
-  * the root group is marked ``zarr_wavfs.kind == "archive"``, ``format_version`` 1, 2 or 3;
+  * the root group is marked ``zarr_wavfs.kind == "archive"``, ``format_version`` 1 to 4;
   * the recording group is ``kind == "recording"``;
   * ``stream`` (uint8) reads fully, has ``stream_bytes`` bytes and starts with an Ogg page;
   * ``index`` is int64 of shape ``[index_rows, 4]`` and its SHA-256 (rows as
@@ -58,8 +58,8 @@ def main(argv: list[str]) -> None:
     marker = root.attrs.get("zarr_wavfs")
     check(isinstance(marker, dict), "root group has no zarr_wavfs attribute")
     check(marker.get("kind") == "archive", f"root kind is {marker.get('kind')!r}, not 'archive'")
-    check(marker.get("format_version") in (1, 2, 3),
-          f"root format_version is {marker.get('format_version')!r}, not 1, 2 or 3")
+    check(marker.get("format_version") in (1, 2, 3, 4),
+          f"root format_version is {marker.get('format_version')!r}, not 1 to 4")
 
     candidates = [rec] + ([rec[:-4]] if rec.endswith(".wav") else [])
     group = None
