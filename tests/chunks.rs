@@ -1,7 +1,9 @@
 //! Kept chunks (issue 17): a WAV's metadata chunks, written by real tools (ffmpeg's
 //! `bext` and `LIST`/`INFO` with an AudioMoth comment, the `guano` Python package's
 //! `guan`) and by hand (`iXML`, `cue `, `LIST`/`adtl`), come back byte for byte from
-//! `extract` and the mount, the range rules move cue points, and `info` decodes them.
+//! `extract` and the mount, the range rules move cue points, and `info` decodes them; the
+//! tags of FLAC, MP3, Ogg Vorbis and M4A inputs come back as `LIST`/`INFO`; and the
+//! time-expanded view is the same file through extract, serve and the mount.
 
 mod common;
 
@@ -388,6 +390,38 @@ fn time_expanded_view() {
     let b = chunks_of(&std::fs::read(dir.path().join("b.wav")).unwrap());
     assert_eq!(u32::from_le_bytes(b[0].1[4..8].try_into().unwrap()), RATE);
 
+    // serve shows the same file under the same name, and segments of it.
+    let mut server = common::serve::Server::start(&arch, &["--time-expansion", "10"]);
+    let http_get = |path: &str| -> Vec<u8> {
+        let mut r = ureq::get(&server.url(path)).call().unwrap();
+        r.body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap()
+    };
+    assert_eq!(http_get("/bat.TE10.wav"), te);
+    let seg = dir.path().join("seg.wav");
+    let o = run(&[
+        &"extract",
+        &arch,
+        &"bat",
+        &"--time-expansion",
+        &"10",
+        &"--start",
+        &"0.1",
+        &"--end",
+        &"0.2",
+        &"-o",
+        &seg,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        http_get("/bat.TE10.wav?start=0.1&end=0.2"),
+        std::fs::read(&seg).unwrap()
+    );
+    assert!(server.stop(std::time::Duration::from_secs(10)).success());
+
     if !fuse_available() {
         return;
     }
@@ -406,4 +440,41 @@ fn time_expanded_view() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "38400");
+}
+
+/// MP3 (ID3v2), Ogg Vorbis (Vorbis comments) and M4A (MP4 atoms) tags written by ffmpeg
+/// are served as `LIST`/`INFO` too.
+#[test]
+fn compressed_tags_are_served_as_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch");
+    for (ext, codec, comment) in [
+        ("mp3", "libmp3lame", false), // ffmpeg writes the comment as TXXX, which has no INFO field
+        ("ogg", "libvorbis", true),
+        ("m4a", "aac", true),
+    ] {
+        let input = dir.path().join(format!("{ext}.{ext}"));
+        sh(Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+            .arg("sine=f=1000:r=44100:d=1")
+            .args(["-metadata", "title=dawn", "-metadata", "artist=lab"])
+            .args(["-metadata", "comment=site 3", "-c:a", codec])
+            .arg(&input));
+        let o = run(&[&"import", &arch, &input]);
+        assert!(o.status.success(), "{ext}: {}", stderr(&o));
+        let info = stdout(&run(&[&"info", &arch, &ext]));
+        for needle in ["INAM: dawn", "IART: lab"] {
+            assert!(info.contains(needle), "{ext}: {needle:?} not in\n{info}");
+        }
+        assert_eq!(info.contains("ICMT: site 3"), comment, "{ext}:\n{info}");
+        let out = dir.path().join(format!("{ext}.wav"));
+        assert!(
+            run(&[&"extract", &arch, &ext, &"-o", &out])
+                .status
+                .success()
+        );
+        let served = chunks_of(&std::fs::read(&out).unwrap());
+        let list = &served.iter().find(|(i, _)| i == b"LIST").unwrap().1;
+        assert!(list.starts_with(b"INFOINAM\x05\0\0\0dawn\0\0IART"), "{ext}");
+    }
 }

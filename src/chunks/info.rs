@@ -1,5 +1,6 @@
-//! A `LIST`/`INFO` chunk made from Vorbis comments (FLAC inputs), with the mapping ffmpeg
-//! uses between the two (libavformat's `ff_riff_info_conv`).
+//! A `LIST`/`INFO` chunk made from an input's tags: Vorbis comments (FLAC, Ogg Vorbis), with
+//! the mapping ffmpeg uses between the two (libavformat's `ff_riff_info_conv`), and ID3v2
+//! frames (MP3) and MP4 atoms by their Vorbis counterparts.
 
 use super::{Chunk, ChunkId};
 
@@ -42,6 +43,44 @@ pub fn from_vorbis_comments<'a>(
     (body.len() > 4).then(|| Chunk::new(ChunkId::LIST, body))
 }
 
+/// ID3v2 frame ids and MP4 atoms → the Vorbis comment field they hold.
+const ALIASES: [(&str, &str); 20] = [
+    ("TIT2", "TITLE"),
+    ("TPE1", "ARTIST"),
+    ("TALB", "ALBUM"),
+    ("TRCK", "TRACKNUMBER"),
+    ("TDRC", "DATE"),
+    ("TYER", "DATE"),
+    ("TCON", "GENRE"),
+    ("COMM", "COMMENT"),
+    ("TCOP", "COPYRIGHT"),
+    ("TLAN", "LANGUAGE"),
+    ("TSSE", "ENCODER"),
+    ("TENC", "ENCODED_BY"),
+    ("\u{a9}nam", "TITLE"),
+    ("\u{a9}ART", "ARTIST"),
+    ("\u{a9}alb", "ALBUM"),
+    ("\u{a9}day", "DATE"),
+    ("\u{a9}gen", "GENRE"),
+    ("\u{a9}cmt", "COMMENT"),
+    ("cprt", "COPYRIGHT"),
+    ("\u{a9}too", "ENCODER"),
+];
+
+/// [`from_vorbis_comments`] for tags of any container: ID3v2 and MP4 keys are read as the
+/// Vorbis fields they stand for (an ID3v2 `COMM` key may carry a language or description
+/// after it, e.g. `COMM:eng`), other keys as they are.
+pub fn from_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<Chunk> {
+    from_vorbis_comments(tags.into_iter().map(|(k, v)| {
+        let frame = k.split([':', '(']).next().unwrap_or(k);
+        let key = ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == frame || *alias == k)
+            .map_or(k, |(_, vorbis)| *vorbis);
+        (key, v)
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +106,15 @@ mod tests {
         );
         assert_eq!(&c.body[4..12], b"INAM\x05\0\0\0");
         assert!(from_vorbis_comments([("X", "y")]).is_none());
+        let id3 = from_tags([("TIT2", "dawn"), ("COMM:eng", "x"), ("\u{a9}ART", "lab")]).unwrap();
+        assert_eq!(
+            fields(&id3),
+            vec![
+                ("INAM".into(), "dawn".into()),
+                ("IART".into(), "lab".into()),
+                ("ICMT".into(), "x".into()),
+            ]
+        );
         let d = from_vorbis_comments([("DESCRIPTION", "d")]).unwrap();
         assert_eq!(fields(&d), vec![("ICMT".into(), "d".into())]);
     }

@@ -8,6 +8,9 @@
 //! frames) at the start and up to one packet (1024 frames) of padding at the end. ALAC is
 //! lossless: `Int` at the file's bit depth, `lossy: false`.
 //!
+//! The container's tags that have a RIFF INFO counterpart become the recording's
+//! `LIST`/`INFO` chunk (`chunks::info::from_tags`).
+//!
 //! A packet the decoder rejects is skipped with a warning (the output loses that packet's
 //! duration), as media players do; a stream that ends mid-packet ends there.
 
@@ -25,6 +28,9 @@ use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatReader, TrackType};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::RawValue;
+
+use crate::chunks::Collector;
+use crate::chunks::info::from_tags;
 
 use super::{Block, InputError, InputReader, InputSpec, SampleKind, guard, start_time};
 
@@ -96,7 +102,15 @@ impl CompressedReader {
                 .make_audio_decoder(&params, &Default::default())
                 .map_err(|e| InputError::unsupported(path, container, e.to_string()))
         })?;
-        let start_time = tags_start_time(demuxer.as_mut());
+        let tags = container_tags(demuxer.as_mut());
+        log::debug!("{}: tags {tags:?}", path.display());
+        let start_time = start_time::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let mut kept = Collector::default();
+        if let Some(list) = from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            && kept.wants(list.id, list.body.len() as u64)
+        {
+            kept.keep(list);
+        }
         let mut reader = CompressedReader {
             path: path.to_path_buf(),
             demuxer,
@@ -110,8 +124,8 @@ impl CompressedReader {
                 container,
                 lossy,
                 start_time,
-                chunks: Vec::new(),
-                dropped: Vec::new(),
+                chunks: kept.kept,
+                dropped: kept.dropped,
             },
             floats: Vec::new(),
             ints: Vec::new(),
@@ -258,8 +272,8 @@ fn alac_bit_depth(mut cookie: &[u8]) -> Option<u32> {
     (1..=32).contains(&bits).then_some(bits)
 }
 
-/// The start time from the container's tags (rules in the `input` module documentation).
-fn tags_start_time(demuxer: &mut dyn FormatReader) -> Option<String> {
+/// The container's text tags (every metadata revision, media and per track), raw keys.
+fn container_tags(demuxer: &mut dyn FormatReader) -> Vec<(String, String)> {
     let mut tags: Vec<(String, String)> = Vec::new();
     let mut md = demuxer.metadata();
     loop {
@@ -280,7 +294,7 @@ fn tags_start_time(demuxer: &mut dyn FormatReader) -> Option<String> {
         }
         md.pop();
     }
-    start_time::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    tags
 }
 
 impl InputReader for CompressedReader {

@@ -28,10 +28,11 @@
 //! is not a whole number of frames is an error. The `ds64` sample count
 //! only draws a warning when it disagrees with the data size.
 
-use crate::chunks::{Chunk, ChunkId, Collector};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+use crate::chunks::{Chunk, ChunkId, Collector};
 
 use super::start_time;
 
