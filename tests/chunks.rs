@@ -478,3 +478,82 @@ fn compressed_tags_are_served_as_info() {
         assert!(list.starts_with(b"INFOINAM\x05\0\0\0dawn\0\0IART"), "{ext}");
     }
 }
+
+/// What a compressed input holds besides its audio track is named in the import's
+/// warning: an MP3's cover picture, an M4A's second audio track.
+#[test]
+fn pictures_and_other_tracks_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("cover.png");
+    sh(Command::new("ffmpeg")
+        .args([
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=red:s=32x32",
+        ])
+        .args(["-frames:v", "1"])
+        .arg(&png));
+    let mp3 = dir.path().join("pic.mp3");
+    sh(Command::new("ffmpeg")
+        .args([
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=1000:r=44100:d=1",
+            "-i",
+        ])
+        .arg(&png)
+        .args([
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-c:a",
+            "libmp3lame",
+            "-c:v",
+            "png",
+        ])
+        .args(["-id3v2_version", "3", "-disposition:v", "attached_pic"])
+        .arg(&mp3));
+    let m4a = dir.path().join("two.m4a");
+    sh(Command::new("ffmpeg")
+        .args([
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=1000:r=44100:d=1",
+        ])
+        .args(["-f", "lavfi", "-i", "sine=f=500:r=44100:d=1"])
+        .args(["-map", "0", "-map", "1", "-c:a", "aac"])
+        .arg(&m4a));
+    let arch = dir.path().join("arch");
+    let png_len = std::fs::metadata(&png).unwrap().len();
+    for (input, needle) in [
+        (
+            &mp3,
+            format!("pic.mp3: not kept: an embedded picture (image/png, {png_len} bytes)"),
+        ),
+        (
+            &m4a,
+            "two.m4a: not kept: track 2 (not the default audio track)".to_string(),
+        ),
+    ] {
+        let o = run(&[&"import", &arch, input]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&needle),
+            "{needle:?} not in {}",
+            stderr(&o)
+        );
+    }
+}

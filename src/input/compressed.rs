@@ -102,7 +102,7 @@ impl CompressedReader {
                 .make_audio_decoder(&params, &Default::default())
                 .map_err(|e| InputError::unsupported(path, container, e.to_string()))
         })?;
-        let tags = container_tags(demuxer.as_mut());
+        let (tags, pictures) = container_tags(demuxer.as_mut());
         log::debug!("{}: tags {tags:?}", path.display());
         let start_time = start_time::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut kept = Collector::default();
@@ -110,6 +110,17 @@ impl CompressedReader {
             && kept.wants(list.id, list.body.len() as u64)
         {
             kept.keep(list);
+        }
+        // What the recording will not have: the other tracks and embedded pictures.
+        for t in demuxer.tracks().iter().filter(|t| t.id != track_id) {
+            kept.dropped
+                .push(format!("track {} (not the default audio track)", t.id));
+        }
+        for (media_type, bytes) in pictures {
+            kept.dropped.push(format!(
+                "an embedded picture ({}, {bytes} bytes)",
+                media_type.as_deref().unwrap_or("unknown type")
+            ));
         }
         let mut reader = CompressedReader {
             path: path.to_path_buf(),
@@ -272,9 +283,16 @@ fn alac_bit_depth(mut cookie: &[u8]) -> Option<u32> {
     (1..=32).contains(&bits).then_some(bits)
 }
 
-/// The container's text tags (every metadata revision, media and per track), raw keys.
-fn container_tags(demuxer: &mut dyn FormatReader) -> Vec<(String, String)> {
-    let mut tags: Vec<(String, String)> = Vec::new();
+/// A container's text tags as (raw key, value).
+type Tags = Vec<(String, String)>;
+/// Embedded pictures as (media type, bytes).
+type Pictures = Vec<(Option<String>, usize)>;
+
+/// The container's text tags (every metadata revision, media and per track), raw keys, and
+/// its embedded pictures' media types and sizes.
+fn container_tags(demuxer: &mut dyn FormatReader) -> (Tags, Pictures) {
+    let mut tags = Tags::new();
+    let mut pictures = Vec::new();
     let mut md = demuxer.metadata();
     loop {
         if let Some(rev) = md.current() {
@@ -288,13 +306,19 @@ fn container_tags(demuxer: &mut dyn FormatReader) -> Vec<(String, String)> {
                     tags.push((tag.raw.key.clone(), v.to_string()));
                 }
             }
+            let visuals = rev
+                .media
+                .visuals
+                .iter()
+                .chain(rev.per_track.iter().flat_map(|t| t.metadata.visuals.iter()));
+            pictures.extend(visuals.map(|v| (v.media_type.clone(), v.data.len())));
         }
         if md.is_latest() {
             break;
         }
         md.pop();
     }
-    tags
+    (tags, pictures)
 }
 
 impl InputReader for CompressedReader {
