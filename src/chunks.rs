@@ -18,7 +18,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Largest body of one kept chunk; a bigger one is dropped at import, with a warning.
 pub const MAX_CHUNK_BYTES: usize = 64 << 10;
-/// Largest total of the kept chunks' bodies of one recording.
+/// Largest total of the kept chunks of one recording, as they take space in a RIFF file
+/// (headers and pad bytes counted, so that many empty chunks cannot bloat it either).
 pub const MAX_RECORDING_CHUNK_BYTES: usize = 256 << 10;
 
 /// A RIFF chunk id: four printable ASCII bytes.
@@ -127,7 +128,7 @@ impl<'de> Deserialize<'de> for Chunk {
 
 /// Checks kept chunks as readers do: printable ids, none structural, within the limits.
 pub fn validate(chunks: &[Chunk]) -> Result<(), String> {
-    let mut total = 0;
+    let mut total = 0u64;
     for c in chunks {
         if !c.id.is_printable() || c.id.is_structural() {
             return Err(format!("chunk {:?} cannot be a kept chunk", c.id));
@@ -139,9 +140,9 @@ pub fn validate(chunks: &[Chunk]) -> Result<(), String> {
                 c.body.len()
             ));
         }
-        total += c.body.len();
+        total += c.riff_len();
     }
-    if total > MAX_RECORDING_CHUNK_BYTES {
+    if total > MAX_RECORDING_CHUNK_BYTES as u64 {
         return Err(format!(
             "kept chunks hold {total} bytes, over the limit of {MAX_RECORDING_CHUNK_BYTES}"
         ));
@@ -155,7 +156,7 @@ pub fn validate(chunks: &[Chunk]) -> Result<(), String> {
 pub struct Collector {
     pub kept: Vec<Chunk>,
     pub dropped: Vec<String>,
-    total: usize,
+    total: u64,
 }
 
 impl Collector {
@@ -169,7 +170,7 @@ impl Collector {
             Some("its id is not text".to_string())
         } else if size > MAX_CHUNK_BYTES as u64 {
             Some(format!("over the {MAX_CHUNK_BYTES}-byte limit per chunk"))
-        } else if self.total as u64 + size > MAX_RECORDING_CHUNK_BYTES as u64 {
+        } else if self.total + 8 + size + (size & 1) > MAX_RECORDING_CHUNK_BYTES as u64 {
             Some(format!(
                 "over the {MAX_RECORDING_CHUNK_BYTES}-byte limit per recording"
             ))
@@ -188,7 +189,7 @@ impl Collector {
 
     /// Keeps a chunk `wants` accepted.
     pub fn keep(&mut self, chunk: Chunk) {
-        self.total += chunk.body.len();
+        self.total += chunk.riff_len();
         self.kept.push(chunk);
     }
 }
@@ -243,5 +244,14 @@ mod tests {
         too_many.push(Chunk::new(ChunkId(*b"iXML"), vec![0; MAX_CHUNK_BYTES]));
         assert!(validate(&too_many).is_err());
         assert!(validate(&[Chunk::new(ChunkId(*b"fmt "), vec![])]).is_err());
+        // Empty chunks count with their headers.
+        let mut col = Collector::default();
+        let mut n = 0;
+        while col.wants(ChunkId(*b"note"), 0) {
+            col.keep(Chunk::new(ChunkId(*b"note"), Vec::new()));
+            n += 1;
+        }
+        assert_eq!(n, MAX_RECORDING_CHUNK_BYTES / 8);
+        assert!(validate(&col.kept).is_ok());
     }
 }
