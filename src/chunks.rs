@@ -192,6 +192,13 @@ impl Collector {
         self.total += chunk.riff_len();
         self.kept.push(chunk);
     }
+
+    /// Keeps a chunk already in memory if [`Collector::wants`] it.
+    pub fn offer(&mut self, chunk: Chunk) {
+        if self.wants(chunk.id, chunk.body.len() as u64) {
+            self.keep(chunk);
+        }
+    }
 }
 
 #[cfg(test)]

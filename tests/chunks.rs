@@ -49,6 +49,13 @@ fn riff(chunks: &Chunks) -> Vec<u8> {
     out
 }
 
+/// ffmpeg, quiet and overwriting its output.
+fn ffmpeg() -> Command {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-loglevel", "error", "-y"]);
+    c
+}
+
 fn sh(cmd: &mut Command) {
     let o = cmd.output().unwrap();
     assert!(
@@ -90,8 +97,8 @@ fn adtl(labels: &[(u32, &str)]) -> Vec<u8> {
 /// `id3 ` chunk (over the limit), the data, and the `guan` chunk where guano puts it.
 fn make_source(dir: &Path) -> (std::path::PathBuf, Chunks) {
     let ff = dir.join("ff.wav");
-    sh(Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+    sh(ffmpeg()
+        .args(["-f", "lavfi", "-i"])
         .arg(format!("sine=f=1000:r={RATE}:d=2"))
         .args([
             "-c:a",
@@ -113,8 +120,8 @@ fn make_source(dir: &Path) -> (std::path::PathBuf, Chunks) {
         ])
         .arg(&ff));
     let g = dir.join("g.wav");
-    sh(Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-i"])
+    sh(ffmpeg()
+        .args(["-i"])
         .arg(&ff)
         .args([
             "-map_metadata",
@@ -272,8 +279,8 @@ fn chunks_come_back_byte_for_byte() {
 fn flac_comments_are_served_as_info() {
     let dir = tempfile::tempdir().unwrap();
     let flac = dir.path().join("moth.flac");
-    sh(Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+    sh(ffmpeg()
+        .args(["-f", "lavfi", "-i"])
         .arg(format!("sine=f=1000:r={RATE}:d=1"))
         .args([
             "-metadata",
@@ -454,8 +461,8 @@ fn compressed_tags_are_served_as_info() {
         ("m4a", "aac", true),
     ] {
         let input = dir.path().join(format!("{ext}.{ext}"));
-        sh(Command::new("ffmpeg")
-            .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        sh(ffmpeg()
+            .args(["-f", "lavfi", "-i"])
             .arg("sine=f=1000:r=44100:d=1")
             .args(["-metadata", "title=dawn", "-metadata", "artist=lab"])
             .args(["-metadata", "comment=site 3", "-c:a", codec])
@@ -485,30 +492,13 @@ fn compressed_tags_are_served_as_info() {
 fn pictures_and_other_tracks_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("cover.png");
-    sh(Command::new("ffmpeg")
-        .args([
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "color=c=red:s=32x32",
-        ])
+    sh(ffmpeg()
+        .args(["-f", "lavfi", "-i", "color=c=red:s=32x32"])
         .args(["-frames:v", "1"])
         .arg(&png));
     let mp3 = dir.path().join("pic.mp3");
-    sh(Command::new("ffmpeg")
-        .args([
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=f=1000:r=44100:d=1",
-            "-i",
-        ])
+    sh(ffmpeg()
+        .args(["-f", "lavfi", "-i", "sine=f=1000:r=44100:d=1", "-i"])
         .arg(&png)
         .args([
             "-map",
@@ -523,16 +513,8 @@ fn pictures_and_other_tracks_are_named() {
         .args(["-id3v2_version", "3", "-disposition:v", "attached_pic"])
         .arg(&mp3));
     let m4a = dir.path().join("two.m4a");
-    sh(Command::new("ffmpeg")
-        .args([
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=f=1000:r=44100:d=1",
-        ])
+    sh(ffmpeg()
+        .args(["-f", "lavfi", "-i", "sine=f=1000:r=44100:d=1"])
         .args(["-f", "lavfi", "-i", "sine=f=500:r=44100:d=1"])
         .args(["-map", "0", "-map", "1", "-c:a", "aac"])
         .arg(&m4a));

@@ -106,10 +106,8 @@ impl CompressedReader {
         log::debug!("{}: tags {tags:?}", path.display());
         let start_time = start_time::from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let mut kept = Collector::default();
-        if let Some(list) = from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            && kept.wants(list.id, list.body.len() as u64)
-        {
-            kept.keep(list);
+        if let Some(list) = from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+            kept.offer(list);
         }
         // What the recording will not have: the other tracks and embedded pictures.
         for t in demuxer.tracks().iter().filter(|t| t.id != track_id) {

@@ -53,10 +53,8 @@ impl FlacReader {
         }
         let tags: Vec<(&str, &str)> = reader.tags().collect();
         let mut kept = Collector::default();
-        if let Some(list) = from_vorbis_comments(tags.iter().copied())
-            && kept.wants(list.id, list.body.len() as u64)
-        {
-            kept.keep(list);
+        if let Some(list) = from_vorbis_comments(tags.iter().copied()) {
+            kept.offer(list);
         }
         let spec = InputSpec {
             sample_rate: info.sample_rate,

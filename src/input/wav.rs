@@ -519,7 +519,7 @@ fn walk(r: &mut BufReader<File>, layout: Layout, file_len: u64) -> std::io::Resu
             }
             _ => {}
         }
-        if !matches!(&id, b"data" | b"fmt " | b"ds64") && !ChunkId(id).is_structural() {
+        if !ChunkId(id).is_structural() {
             let name = ChunkId(id);
             match size {
                 None => c
