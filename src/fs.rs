@@ -4,6 +4,7 @@
 
 mod error;
 mod filesystem;
+mod follow;
 mod names;
 mod prefetch;
 mod tree;
@@ -11,7 +12,8 @@ mod workers;
 
 pub use error::FsError;
 pub use filesystem::{FileSystem, FsOptions, OpenFile};
+pub use follow::{follow, refresh_interval};
 pub use names::shown_name;
 pub use prefetch::SequentialDetector;
-pub use tree::{FileInfo, Ino, Node, NodeKind, ROOT, Tree};
+pub use tree::{Changes, FileInfo, Ino, Node, NodeKind, ROOT, Tree};
 pub use workers::{Workers, guarded};

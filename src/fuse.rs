@@ -16,15 +16,18 @@ use std::time::Duration;
 
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr,
-    Request, WriteFlags,
+    INodeNo, KernelConfig, LockOwner, Notifier, OpenAccMode, OpenFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, WriteFlags,
 };
 use parking_lot::Mutex;
 
-use crate::fs::{FileSystem, FsError, Ino, Node, NodeKind, OpenFile, Tree, Workers, guarded};
+use crate::fs::{
+    Changes, FileSystem, FsError, Ino, Node, NodeKind, OpenFile, Tree, Workers, guarded,
+};
 
-/// Attributes and entries never change while mounted; the kernel may keep them long.
+/// The kernel may keep attributes and entries long: a refresh that changes them tells
+/// it (`invalidate`), and a changed recording is a new inode.
 const TTL: Duration = Duration::from_secs(24 * 3600);
 /// `st_blksize`: the I/O size `cp` and stdio use; large reads decode most efficiently.
 const BLKSIZE: u32 = 1 << 20;
@@ -52,7 +55,7 @@ pub struct WavFs {
 }
 
 struct Shared {
-    fs: FileSystem,
+    fs: Arc<FileSystem>,
     opts: FuseOptions,
     handles: Mutex<HashMap<u64, Arc<OpenFile>>>,
     next_fh: AtomicU64,
@@ -72,9 +75,26 @@ fn errno(e: &FsError) -> Errno {
     }
 }
 
+/// Tells the kernel to forget what it keeps of what a refresh changed: the entries of
+/// names that now mean another inode or none, and the attributes of changed folders.
+/// Names added need nothing: the kernel does not keep the misses of lookups we answer.
+pub fn invalidate(notifier: &Notifier, changes: &Changes) {
+    for (parent, name) in &changes.gone {
+        // ENOENT: the kernel did not have it.
+        if let Err(e) = notifier.inval_entry(INodeNo(*parent), OsStr::new(name)) {
+            log::debug!("invalidating the entry {name:?} of inode {parent}: {e}");
+        }
+    }
+    for &dir in &changes.dirs {
+        if let Err(e) = notifier.inval_inode(INodeNo(dir), 0, 0) {
+            log::debug!("invalidating inode {dir}: {e}");
+        }
+    }
+}
+
 impl WavFs {
     /// The FUSE file system over `fs`; starts the worker threads.
-    pub fn new(fs: FileSystem, opts: FuseOptions) -> std::io::Result<Self> {
+    pub fn new(fs: Arc<FileSystem>, opts: FuseOptions) -> std::io::Result<Self> {
         log::info!("{} FUSE worker threads", opts.threads);
         let workers = Workers::new(opts.threads)?;
         Ok(WavFs {
@@ -96,7 +116,7 @@ impl WavFs {
 }
 
 impl Shared {
-    fn tree(&self) -> &Tree {
+    fn tree(&self) -> Arc<Tree> {
         self.fs.tree()
     }
 
@@ -152,10 +172,11 @@ impl Filesystem for WavFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         guarded("lookup", || {
             let s = &self.shared;
+            let tree = s.tree();
             let found = name
                 .to_str()
-                .and_then(|n| s.tree().lookup(parent.0, n))
-                .and_then(|ino| Some((ino, s.tree().get(ino)?)));
+                .and_then(|n| tree.lookup(parent.0, n))
+                .and_then(|ino| Some((ino, tree.get(ino)?)));
             match found {
                 Some((ino, node)) => reply.entry(&TTL, &s.attr(ino, node), Generation(0)),
                 None => reply.error(Errno::ENOENT),
@@ -287,7 +308,16 @@ impl Filesystem for WavFs {
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let t = self.shared.tree();
         let blocks = t.total_bytes().div_ceil(4096);
-        reply.statfs(blocks, 0, 0, t.len() as u64, 0, 4096, 255, 4096);
+        reply.statfs(
+            blocks,
+            0,
+            0,
+            t.listed_count() as u64 + 1,
+            0,
+            4096,
+            255,
+            4096,
+        );
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {

@@ -92,6 +92,12 @@ struct Served {
     format: Option<SampleFormat>,
     #[command(flatten)]
     expansion: Expansion,
+    /// Read the archive again this often, in seconds, so that recordings imported or
+    /// removed meanwhile show (a local archive is also watched, and shows them at
+    /// once); 0: never.
+    #[arg(long, value_name = "SECS", default_value = "30",
+          value_parser = zarr_wavfs::fs::refresh_interval)]
+    refresh: std::time::Duration,
 }
 
 /// The time-expanded view (mount, serve, extract).
@@ -537,6 +543,7 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                     threads,
                     format,
                     expansion,
+                    refresh,
                 },
             log: _,
         } => {
@@ -550,6 +557,7 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                 threads,
                 format,
                 time_expansion: expansion.view(),
+                refresh,
             };
             zarr_wavfs::mount::mount(&args)?;
             Ok(ExitCode::SUCCESS)
@@ -563,6 +571,7 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                     threads,
                     format,
                     expansion,
+                    refresh,
                 },
             cors,
             client_timeout,
@@ -584,6 +593,7 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                     format,
                     time_expansion,
                     cache_bytes: cache_size,
+                    refresh,
                 },
             );
             let timeout = std::time::Duration::from_secs_f64(client_timeout);

@@ -10,6 +10,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fuser::{Config, MountOption, Session, SessionACL};
 use thiserror::Error;
@@ -57,6 +58,8 @@ pub struct MountArgs {
     /// Served sample format; None: each recording's own.
     pub format: Option<SampleFormat>,
     pub time_expansion: Option<TimeExpansion>,
+    /// See `FsOptions::refresh`.
+    pub refresh: Duration,
 }
 
 /// Options after parsing: the FUSE configuration plus our own settings.
@@ -69,13 +72,14 @@ pub struct Options {
     /// Served sample format; None: each recording's own.
     pub format: Option<SampleFormat>,
     pub time_expansion: Option<TimeExpansion>,
+    pub refresh: Duration,
 }
 
 /// Parses `-o` options over the defaults in `args`: `ro` (always), `auto_unmount`
 /// (unless `noauto_unmount`), `default_permissions`, `nodev`, `nosuid`,
 /// `fsname=ARCHIVE`, `subtype=zarr-wavfs`. Our own settings may also be given as
 /// `cache_size=`, `format=`, `threads=`, `time_expansion=N`, `time_expansion_above=HZ`,
-/// `log=` (for /etc/fstab), and the store's
+/// `refresh=SECS`, `log=` (for /etc/fstab), and the store's
 /// `endpoint=`, `region=`, `profile=`, `no_sign_request`, `virtual_hosted`,
 /// `timeout=SECS`; options that only mean something to mount(8) are ignored.
 pub fn parse_options(args: &MountArgs, archive: &Address) -> Result<Options, MountError> {
@@ -86,6 +90,7 @@ pub fn parse_options(args: &MountArgs, archive: &Address) -> Result<Options, Mou
         threads: args.threads,
         format: args.format,
         time_expansion: args.time_expansion,
+        refresh: args.refresh,
     };
     let mut fsname = archive.to_string();
     let mut subtype = "zarr-wavfs".to_string();
@@ -121,6 +126,10 @@ pub fn parse_options(args: &MountArgs, archive: &Address) -> Result<Options, Mou
                 Ok(t) if t > 0.0 && t.is_finite() => o.store.timeout = Duration::from_secs_f64(t),
                 _ => return usage(format!("-o timeout={v}: expected seconds")),
             },
+            ("refresh", Some(v)) => {
+                o.refresh = crate::fs::refresh_interval(v)
+                    .map_err(|e| MountError::Usage(format!("-o refresh={e}")))?
+            }
             ("threads", Some(v)) => match v.parse() {
                 Ok(n) if n > 0 => o.threads = n,
                 _ => return usage(format!("-o threads={v}: expected a positive number")),
@@ -288,6 +297,7 @@ pub fn mount(args: &MountArgs) -> Result<(), MountError> {
                 format: opts.format,
                 time_expansion: opts.time_expansion,
                 cache_bytes: opts.cache_bytes,
+                refresh: opts.refresh,
             },
         );
         let fuse_opts = FuseOptions {
@@ -371,9 +381,15 @@ fn serve(
     ready: &mut Option<std::fs::File>,
 ) -> Result<(), MountError> {
     let store = fs.archive().store().clone();
-    let fs = WavFs::new(fs, fuse_opts).map_err(io_err("starting worker threads"))?;
-    let mut session = Session::new(fs, mountpoint, config)
+    let fs = Arc::new(fs);
+    let wav_fs = WavFs::new(fs.clone(), fuse_opts).map_err(io_err("starting worker threads"))?;
+    let mut session = Session::new(wav_fs, mountpoint, config)
         .map_err(io_err(format!("mounting on {}", mountpoint.display())))?;
+    let notifier = session.notifier();
+    crate::fs::follow(fs, move |changes| {
+        crate::fuse::invalidate(&notifier, changes)
+    })
+    .map_err(io_err("starting the thread that follows the archive"))?;
     let mut unmounter = session.unmount_callable();
     let mp = mountpoint.to_path_buf();
     std::thread::Builder::new()
@@ -501,6 +517,7 @@ mod tests {
             threads: 8,
             format: None,
             time_expansion: None,
+            refresh: Duration::from_secs(30),
         }
     }
 

@@ -58,7 +58,7 @@ pub enum ServeError {
 
 /// What every request handler shares.
 struct State {
-    fs: FileSystem,
+    fs: Arc<FileSystem>,
     workers: Workers,
     opts: ServeOptions,
 }
@@ -77,6 +77,9 @@ pub fn serve(
         .build()
         .map_err(ServeError::Start)?;
     let workers = Workers::new(opts.threads).map_err(ServeError::Start)?;
+    let fs = Arc::new(fs);
+    // Every request reads the tree as it is then: nothing to tell anyone of a change.
+    crate::fs::follow(fs.clone(), |_| {}).map_err(ServeError::Start)?;
     let state = Arc::new(State { fs, workers, opts });
     runtime.block_on(run(state, ready))
 }

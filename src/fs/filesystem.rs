@@ -6,17 +6,18 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
-use crate::archive::Archive;
+use crate::archive::{Archive, ArchiveError};
 use crate::engine::Engine;
 use crate::wav::{SampleFormat, WavLayout};
 use crate::wav_file::{TimeExpansion, WavFile, served_format};
 
 use super::error::FsError;
 use super::prefetch::SequentialDetector;
-use super::tree::{FileInfo, Ino, Node, NodeKind, ROOT, Tree};
+use super::tree::{Changes, FileInfo, Ino, NodeKind, ROOT, Tree};
 
 /// Upper bound of the sequential prefetch window, in spans.
 const MAX_PREFETCH_SPANS: usize = 16;
@@ -31,11 +32,16 @@ pub struct FsOptions {
     /// The time-expanded view, if asked for.
     pub time_expansion: Option<TimeExpansion>,
     pub cache_bytes: usize,
+    /// How often the archive is read again while served (a local one is also watched
+    /// for changes); zero: never, the tree stays as it was read at the start.
+    pub refresh: Duration,
 }
 
 pub struct FileSystem {
     archive: Archive,
-    tree: Tree,
+    /// The tree as last read; a refresh swaps in a new one, and a request keeps the
+    /// one it started with.
+    tree: RwLock<Arc<Tree>>,
     engine: Engine,
     opts: FsOptions,
     /// Opened whole-recording files, kept so their spans stay cached between opens.
@@ -76,7 +82,7 @@ impl FileSystem {
         log::info!(
             "{}: {} folders and recordings, {} bytes of WAV; cache {} MiB, {}",
             archive.address(),
-            tree.len() - 1,
+            tree.listed_count(),
             tree.total_bytes(),
             opts.cache_bytes >> 20,
             opts.format
@@ -86,7 +92,7 @@ impl FileSystem {
         engine.prepare(tree.metas());
         FileSystem {
             archive,
-            tree,
+            tree: RwLock::new(Arc::new(tree)),
             engine,
             opts,
             files: Mutex::new(HashMap::new()),
@@ -94,8 +100,38 @@ impl FileSystem {
         }
     }
 
-    pub fn tree(&self) -> &Tree {
-        &self.tree
+    /// The tree now.
+    pub fn tree(&self) -> Arc<Tree> {
+        self.tree.read().clone()
+    }
+
+    /// Reads the archive's tree again and swaps it in when it changed (see `Tree` for
+    /// what keeps its inode). Whole-recording files no longer listed are forgotten once
+    /// no handle uses them.
+    pub fn refresh(&self) -> Result<Changes, ArchiveError> {
+        let entries = self.archive.tree()?;
+        // One refresh at a time: two would each start from the same old tree.
+        let mut current = self.tree.write();
+        let (next, changes) = current.refreshed(entries);
+        if changes.is_empty() {
+            return Ok(changes);
+        }
+        self.engine.prepare(next.metas());
+        *current = Arc::new(next);
+        drop(current);
+        let tree = self.tree();
+        self.files
+            .lock()
+            .retain(|&i, f| tree.is_listed(i) || Arc::strong_count(f) > 1);
+        log::info!(
+            "{}: the archive changed: {} new or changed nodes, {} names gone or replaced; \
+             {} folders and recordings",
+            self.archive.address(),
+            changes.added,
+            changes.gone.len(),
+            tree.listed_count()
+        );
+        Ok(changes)
     }
 
     pub fn archive(&self) -> &Archive {
@@ -106,28 +142,27 @@ impl FileSystem {
         &self.opts
     }
 
-    pub fn node(&self, ino: Ino) -> Result<&Node, FsError> {
-        self.tree.get(ino).ok_or(FsError::NotFound)
-    }
-
     /// The inode at `names` (shown names, from the root); an empty list is the root.
     pub fn resolve<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Result<Ino, FsError> {
-        names
-            .into_iter()
-            .try_fold(ROOT, |ino, name| match &self.node(ino)?.kind {
-                NodeKind::Dir { .. } => self.tree.lookup(ino, name).ok_or(FsError::NotFound),
+        let tree = self.tree();
+        names.into_iter().try_fold(ROOT, |ino, name| {
+            match &tree.get(ino).ok_or(FsError::NotFound)?.kind {
+                NodeKind::Dir { .. } => tree.lookup(ino, name).ok_or(FsError::NotFound),
                 NodeKind::File { .. } => Err(FsError::NotDir),
-            })
+            }
+        })
     }
 
-    /// The recording behind `ino` as listed in the tree.
-    pub fn file_info(&self, ino: Ino) -> Result<(&str, &FileInfo), FsError> {
-        match &self.node(ino)?.kind {
+    /// The recording behind `ino` as listed in the tree, and its archive-relative path.
+    pub fn file_info(&self, ino: Ino) -> Result<(String, Arc<FileInfo>), FsError> {
+        let tree = self.tree();
+        let node = tree.get(ino).ok_or(FsError::NotFound)?;
+        match &node.kind {
             NodeKind::Dir { .. } => Err(FsError::IsDir),
-            NodeKind::File { path, file } => match file {
-                Ok(info) => Ok((path, info)),
+            NodeKind::File { file } => match file {
+                Ok(info) => Ok((node.path.clone(), info.clone())),
                 Err(message) => Err(FsError::Unservable {
-                    path: path.clone(),
+                    path: node.path.clone(),
                     message: message.clone(),
                 }),
             },
@@ -158,7 +193,7 @@ impl FileSystem {
         let file =
             WavFile::new(rec.clone(), frames, format, whole.expansion()).map_err(|source| {
                 FsError::Layout {
-                    path: self.path_of(ino).to_string(),
+                    path: self.path_of(ino),
                     source,
                 }
             })?;
@@ -200,7 +235,7 @@ impl FileSystem {
         rec.release(advice.passed);
         file.read_at(offset, len, out).map_err(|source| {
             let e = FsError::Codec {
-                path: self.path_of(f.ino).to_string(),
+                path: self.path_of(f.ino),
                 source,
             };
             self.report(f.ino, &e);
@@ -229,7 +264,7 @@ impl FileSystem {
                 .read_frames_f32(at, &mut buf[..n * ch])
                 .map_err(|source| {
                     let e = FsError::Codec {
-                        path: self.path_of(ino).to_string(),
+                        path: self.path_of(ino),
                         source,
                     };
                     self.report(ino, &e);
@@ -244,11 +279,10 @@ impl FileSystem {
         Ok(())
     }
 
-    fn path_of(&self, ino: Ino) -> &str {
-        match self.tree.get(ino).map(|n| &n.kind) {
-            Some(NodeKind::File { path, .. }) => path,
-            _ => "?",
-        }
+    fn path_of(&self, ino: Ino) -> String {
+        self.tree()
+            .get(ino)
+            .map_or_else(|| "?".into(), |n| n.path.clone())
     }
 
     /// Logs a failure of inode `ino` the first time only.
@@ -270,25 +304,23 @@ impl FileSystem {
         }
         let (path, info) = self.file_info(ino)?;
         let codec = |source| FsError::Codec {
-            path: path.to_string(),
+            path: path.clone(),
             source,
         };
         let rec = self
             .engine
-            .open_listed(&self.archive, path, &info.meta)
+            .open_listed(&self.archive, &path, &info.meta)
             .map_err(codec)?;
         let format = served_format(self.opts.format, &info.meta);
         let expansion = TimeExpansion::factor_for(self.opts.time_expansion, &info.meta);
         let wav = WavFile::whole(rec, format, expansion).map_err(|source| FsError::Layout {
-            path: path.to_string(),
+            path: path.clone(),
             source,
         })?;
         // Sizes were answered from the metadata read with the tree; serving anything
         // else (the recording was replaced since) would contradict them.
         if wav.recording().meta() != &info.meta || wav.layout() != &info.layout {
-            return Err(FsError::Changed {
-                path: path.to_string(),
-            });
+            return Err(FsError::Changed { path: path.clone() });
         }
         let mut files = self.files.lock();
         let wav = files.entry(ino).or_insert(Arc::new(wav)).clone();

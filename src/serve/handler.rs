@@ -188,7 +188,7 @@ async fn recording<B>(state: &Arc<State>, req: &Request<B>, ino: Ino) -> Respons
         .as_ref()
         .and_then(|s| s.format)
         .unwrap_or(info.layout.format);
-    let tag = etag(info, segment.as_ref(), format.name());
+    let tag = etag(&info, segment.as_ref(), format.name());
     // Whole seconds: the precision of an HTTP date, so `If-Modified-Since` compares.
     let last_modified = httpdate::fmt_http_date(info.committed);
     let mut headers = HeaderMap::new();
@@ -290,7 +290,7 @@ async fn spectrogram<B>(state: &Arc<State>, req: &Request<B>, ino: Ino) -> Respo
         frames: frames.clone(),
         format: None,
     };
-    let tag = etag(info, Some(&segment), "png");
+    let tag = etag(&info, Some(&segment), "png");
     if not_modified(req.headers(), &tag, info.committed) {
         let mut r = Response::new(empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;

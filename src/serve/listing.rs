@@ -10,7 +10,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
 use super::body::{Body, full};
-use crate::fs::{FileSystem, Ino, NodeKind};
+use crate::fs::{FileSystem, Ino, NodeKind, Tree};
 use crate::ops::{format_bytes, format_duration};
 
 /// What a URL path segment keeps unescaped (RFC 3986 unreserved characters).
@@ -45,14 +45,15 @@ fn escape(s: &str) -> String {
 
 /// The listing of folder `ino`, whose URL path is `path` (ending in `/`).
 pub fn respond(fs: &FileSystem, ino: Ino, path: &str, json: bool) -> Response<Body> {
+    let tree = fs.tree();
     let (body, kind) = if json {
         (
-            serde_json::to_vec_pretty(&to_json(fs, ino, path)).expect("JSON values serialise"),
+            serde_json::to_vec_pretty(&to_json(&tree, ino, path)).expect("JSON values serialise"),
             "application/json",
         )
     } else {
         (
-            to_html(fs, ino, path).into_bytes(),
+            to_html(fs, &tree, ino, path).into_bytes(),
             "text/html; charset=utf-8",
         )
     };
@@ -64,17 +65,17 @@ pub fn respond(fs: &FileSystem, ino: Ino, path: &str, json: bool) -> Response<Bo
     r
 }
 
-fn children(fs: &FileSystem, ino: Ino) -> &[Ino] {
-    match fs.tree().get(ino).map(|n| &n.kind) {
+fn children(tree: &Tree, ino: Ino) -> &[Ino] {
+    match tree.get(ino).map(|n| &n.kind) {
         Some(NodeKind::Dir { children, .. }) => children,
         _ => &[],
     }
 }
 
-fn to_json(fs: &FileSystem, ino: Ino, path: &str) -> Value {
+fn to_json(tree: &Tree, ino: Ino, path: &str) -> Value {
     let (mut folders, mut recordings) = (Vec::new(), Vec::new());
-    for &c in children(fs, ino) {
-        let Some(node) = fs.tree().get(c) else {
+    for &c in children(tree, ino) {
+        let Some(node) = tree.get(c) else {
             continue;
         };
         match &node.kind {
@@ -83,13 +84,13 @@ fn to_json(fs: &FileSystem, ino: Ino, path: &str) -> Value {
                 "href": format!("{}/", href(&node.name)),
                 "entries": children.len(),
             })),
-            NodeKind::File { path, file } => recordings.push(match file {
+            NodeKind::File { file } => recordings.push(match file {
                 Ok(f) => {
                     let m = &f.meta;
                     json!({
                         "name": node.name,
                         "href": href(&node.name),
-                        "path": path,
+                        "path": node.path,
                         "sample_rate": m.original_sample_rate,
                         "channels": m.channels,
                         "frames": m.frames,
@@ -103,7 +104,7 @@ fn to_json(fs: &FileSystem, ino: Ino, path: &str) -> Value {
                 Err(e) => json!({
                     "name": node.name,
                     "href": href(&node.name),
-                    "path": path,
+                    "path": node.path,
                     "error": e,
                 }),
             }),
@@ -112,7 +113,7 @@ fn to_json(fs: &FileSystem, ino: Ino, path: &str) -> Value {
     json!({ "path": path, "folders": folders, "recordings": recordings })
 }
 
-fn to_html(fs: &FileSystem, ino: Ino, path: &str) -> String {
+fn to_html(fs: &FileSystem, tree: &Tree, ino: Ino, path: &str) -> String {
     let mut h = String::new();
     let title = format!("{} {}", fs.archive().address(), path);
     let _ = write!(
@@ -149,10 +150,10 @@ fn to_html(fs: &FileSystem, ino: Ino, path: &str) -> String {
         );
     }
     h.push_str("</h1>\n");
-    let kids = children(fs, ino);
+    let kids = children(tree, ino);
     let folders: Vec<_> = kids
         .iter()
-        .filter_map(|&c| fs.tree().get(c))
+        .filter_map(|&c| tree.get(c))
         .filter(|n| matches!(n.kind, NodeKind::Dir { .. }))
         .collect();
     if !folders.is_empty() {
@@ -173,7 +174,7 @@ fn to_html(fs: &FileSystem, ino: Ino, path: &str) -> String {
     }
     let recordings: Vec<_> = kids
         .iter()
-        .filter_map(|&c| fs.tree().get(c))
+        .filter_map(|&c| tree.get(c))
         .filter_map(|n| match &n.kind {
             NodeKind::File { file, .. } => Some((n, file)),
             NodeKind::Dir { .. } => None,
