@@ -323,18 +323,27 @@ impl Archive {
         if path.is_empty() {
             return Ok(None);
         }
-        match store::read_group_attrs(&self.store, path)? {
-            store::Node::Group(attrs) if meta::is_recording(&attrs) => Ok(Some(
-                RecordingMeta::from_attrs(&self.location(path), &attrs)?,
-            )),
-            _ => Ok(None),
-        }
+        meta_in(&self.store, path)
     }
 
     /// Opens the recording at archive-relative `path` for reading. A trailing `.wav`
     /// is dropped unless a node has exactly that name (a recording may be called
     /// `take.wav`).
     pub fn recording(&self, path: &str) -> Result<RecordingStore, ArchiveError> {
+        let (path, meta) = self.find_recording(path)?;
+        if let Some(pinned) = self.store.pin(&path)? {
+            // Read again through the pin: the version pinned is the one read.
+            let meta = meta_in(&pinned, "")?.ok_or_else(|| ArchiveError::NotFound {
+                path: self.location(&path),
+            })?;
+            return RecordingStore::open(pinned, "", &path, meta);
+        }
+        RecordingStore::open(self.store.clone(), &path, &path, meta)
+    }
+
+    /// The archive-relative path and metadata of the recording `path` names (with or
+    /// without a trailing `.wav`, as `recording` takes it).
+    pub fn find_recording(&self, path: &str) -> Result<(String, RecordingMeta), ArchiveError> {
         let exact = path.trim_matches('/').to_string();
         let (path, meta) = match self.recording_meta(&exact)? {
             Some(m) => (exact, m),
@@ -353,7 +362,7 @@ impl Archive {
                 }
             }
         };
-        RecordingStore::open(&self.store, &path, meta)
+        Ok((path, meta))
     }
 
     /// Opens the recording at `path` whose metadata the caller listed (from `tree`).
@@ -368,7 +377,7 @@ impl Archive {
         if self.store.local_root().is_some() {
             return self.recording(path);
         }
-        RecordingStore::open(&self.store, path, listed.clone())
+        RecordingStore::open(self.store.clone(), path, path, listed.clone())
     }
 
     /// Whether a node (of any kind) exists at archive-relative `path`.
@@ -386,6 +395,16 @@ impl Archive {
             .iter()
             .map(|a| self.store.size_prefix(&format!("{path}/{a}")))
             .sum()
+    }
+}
+
+/// The metadata of the node at `rel` of `store` if it is a recording.
+fn meta_in(store: &Store, rel: &str) -> Result<Option<RecordingMeta>, ArchiveError> {
+    match store::read_group_attrs(store, rel)? {
+        store::Node::Group(attrs) if meta::is_recording(&attrs) => Ok(Some(
+            RecordingMeta::from_attrs(&store.location(rel), &attrs)?,
+        )),
+        _ => Ok(None),
     }
 }
 

@@ -672,7 +672,7 @@ pub fn import_all(
         .into());
     }
     clean_stale_staging(archive);
-    let manifest = Mutex::new(ManifestUpdater::start(archive)?);
+    let manifest = Mutex::new(ManifestUpdater::start(archive));
     // Files are imported in parallel; the cores left over (fewer files than cores) go
     // to each file's FLAC encoder.
     let opts = ImportOptions {

@@ -154,6 +154,10 @@ enum Command {
     Ls {
         #[arg(value_parser = parse_address)]
         archive: Address,
+        /// Only the paths of the recordings committed after TIME (UTC,
+        /// 2026-12-04T10:00:00Z, or seconds since 1970), one per line, oldest first.
+        #[arg(long, value_name = "TIME", value_parser = parse_since)]
+        since: Option<std::time::SystemTime>,
     },
     /// Show a recording's metadata, index and checkpoint statistics.
     Info {
@@ -181,6 +185,15 @@ enum Command {
         format: Option<SampleFormat>,
         #[command(flatten)]
         expansion: Expansion,
+    },
+    /// Remove recordings, each in one step (a reader that has one open reads it to its
+    /// end); exit 1 if any could not be removed.
+    Rm {
+        #[arg(value_parser = parse_address)]
+        archive: Address,
+        /// Archive-relative paths of the recordings (a trailing .wav is allowed).
+        #[arg(required = true)]
+        recordings: Vec<String>,
     },
     /// Decode everything and check stream, index and checkpoints; exit 1 if anything is wrong.
     Verify {
@@ -273,32 +286,32 @@ fn parse_codec(s: &str) -> Result<Codec, String> {
     Codec::parse(s).ok_or_else(|| format!("unknown codec \"{s}\" (flac, pcm, opus)"))
 }
 
+fn parse_since(s: &str) -> Result<std::time::SystemTime, String> {
+    if let Ok(secs) = s.parse::<f64>()
+        && secs >= 0.0
+        && secs.is_finite()
+    {
+        return Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(secs));
+    }
+    zarr_wavfs::archive::parse_utc(s).ok_or_else(|| {
+        format!("{s}: expected a UTC time (2026-12-04T10:00:00Z) or seconds since 1970")
+    })
+}
+
 fn parse_format(s: &str) -> Result<SampleFormat, String> {
     SampleFormat::parse(s).ok_or_else(|| format!("unknown format \"{s}\" (s16, s24, s32, f32)"))
 }
 
-/// Subcommand names; anything else followed by two paths is mount(8)'s way of calling
-/// us (`mount -t fuse.zarr-wavfs ARCHIVE MOUNTPOINT -o OPTS` runs
-/// `zarr-wavfs ARCHIVE MOUNTPOINT -o OPTS`).
-const COMMANDS: [&str; 11] = [
-    "import",
-    "serve",
-    "manifest",
-    "ls",
-    "info",
-    "extract",
-    "verify",
-    "mount",
-    "index",
-    "decode-limit",
-    "help",
-];
-
 fn main() -> ExitCode {
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Anything but a subcommand followed by two paths is mount(8)'s way of calling us
+    // (`mount -t fuse.zarr-wavfs ARCHIVE MOUNTPOINT -o OPTS` runs
+    // `zarr-wavfs ARCHIVE MOUNTPOINT -o OPTS`).
     if argv.len() >= 3 {
         let first = argv[1].to_string_lossy();
-        if !first.starts_with('-') && !COMMANDS.contains(&first.as_ref()) {
+        let command = <Cli as clap::CommandFactory>::command();
+        let known = first == "help" || command.get_subcommands().any(|c| c.get_name() == first);
+        if !first.starts_with('-') && !known {
             argv.insert(1, "mount".into());
         }
     }
@@ -444,7 +457,20 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ls { archive } => {
+        Command::Ls {
+            archive,
+            since: Some(since),
+        } => {
+            let archive = Archive::open_at(&archive, store)?;
+            for path in ops::committed_since(&archive, since)? {
+                println!("{path}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ls {
+            archive,
+            since: None,
+        } => {
             let archive = Archive::open_at(&archive, store)?;
             let (text, broken) = ops::ls(&archive)?;
             print!("{text}");
@@ -509,6 +535,25 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                 std::fs::rename(&tmp, &output).with_context(|| format!("{}", output.display()))?;
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Rm {
+            archive,
+            recordings,
+        } => {
+            let archive = Archive::open_at(&archive, store)?;
+            let mut failed = 0;
+            ops::remove(&archive, &recordings, |asked, r| match r {
+                Ok(path) => println!("removed {path}"),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("zarr-wavfs: error: {asked}: {e}");
+                }
+            })?;
+            Ok(if failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Verify { archive } => {
             let archive = Archive::open_at(&archive, store)?;

@@ -276,6 +276,43 @@ impl Store {
         }
     }
 
+    /// The recording (or any directory) at `rel` as a store of its own that reaches
+    /// this version of it even after another process replaces or removes it, until
+    /// dropped: local stores only (see `LocalStore::pin`); `None` for remote ones,
+    /// which are read through the archive's store.
+    pub fn pin(&self, rel: &str) -> Result<Option<Store>, StoreError> {
+        let Backend::Local(l) = &*self.backend else {
+            return Ok(None);
+        };
+        Ok(l.pin(rel)?.map(|pinned| {
+            let zarr = pinned.zarr();
+            Store {
+                backend: Arc::new(Backend::Local(pinned)),
+                zarr,
+            }
+        }))
+    }
+
+    /// Takes the exclusive lock of the file `key` of a local store (made if missing),
+    /// held until the returned file is dropped, or by the kernel until its holder
+    /// exits. Remote stores have none: `None`.
+    pub fn lock_local(&self, key: &str) -> Result<Option<std::fs::File>, StoreError> {
+        match &*self.backend {
+            Backend::Local(l) => l.lock(key).map(Some),
+            Backend::Remote(_) => Ok(None),
+        }
+    }
+
+    /// Removes every key below `rel`, unless it is a local directory that a reader
+    /// has pinned: then it stays and `false` is returned (its remover, or a later
+    /// import's clean-up, removes it once no reader holds it).
+    pub fn erase_unless_pinned(&self, rel: &str) -> Result<bool, StoreError> {
+        match &*self.backend {
+            Backend::Local(l) => l.erase_unless_pinned(rel),
+            Backend::Remote(r) => r.erase_prefix(rel).map(|()| true),
+        }
+    }
+
     /// Copies every key below `from` to the same key below `to` (object stores, where
     /// the copy happens in the server; local stores rename whole directories instead).
     pub fn copy_prefix(&self, from: &str, to: &str) -> Result<(), StoreError> {
@@ -299,7 +336,9 @@ impl Store {
         };
         std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         tempfile::Builder::new()
-            .prefix("scratch-")
+            // With the process id, where the staging area's clean-up looks for it
+            // (another import's must not remove it while this one runs).
+            .prefix(&format!("scratch-{}-", std::process::id()))
             .tempdir_in(&dir)
             .map_err(|e| StoreError::io(&dir, e))
     }

@@ -198,3 +198,251 @@ fn serve_lists_recordings_imported_after_it_started() {
         .unwrap();
     assert!(got == want, "served bytes differ from extract");
 }
+
+/// The names of what the staging area holds (replaced or removed recordings wait
+/// there while open).
+fn staged(arch: &Path) -> Vec<String> {
+    std::fs::read_dir(arch.join(".zarr-wavfs-staging"))
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.file_type().unwrap().is_dir())
+                .map(|e| e.file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Opens `path`, reads its first `head` bytes, runs `change`, then reads the rest
+/// through the same handle.
+fn read_across(path: &Path, head: usize, change: impl FnOnce()) -> Vec<u8> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut out = vec![0u8; head];
+    f.read_exact(&mut out).unwrap();
+    change();
+    // Long enough for a refresh to have happened, so the reads below go to a tree
+    // that no longer lists what this handle reads.
+    std::thread::sleep(Duration::from_millis(500));
+    f.read_to_end(&mut out)
+        .unwrap_or_else(|e| panic!("reading on after the change: {e}"));
+    out
+}
+
+#[test]
+fn a_handle_open_across_import_force_reads_the_old_bytes_and_new_opens_the_new() {
+    if !fuse_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch.zarr");
+    let old_wav = dir.path().join("take.wav");
+    common::write_wav(&old_wav, 48_000, 1, 16, false, 48_000 * 8);
+    import(&arch, &old_wav, &[]);
+    let old = extract(&arch, "take", dir.path());
+    let new_dir = dir.path().join("new");
+    std::fs::create_dir_all(&new_dir).unwrap();
+    let new_wav = new_dir.join("take.wav");
+    common::write_wav(&new_wav, 48_000, 2, 16, false, 48_000 * 5);
+
+    let m = Mount::start(&arch, dir.path(), "mnt", &["-o", "refresh=1"]);
+    let file = m.path("take.wav");
+    let got = read_across(&file, 4096, || import(&arch, &new_wav, &["--force"]));
+    assert!(
+        got == old,
+        "a handle opened before the re-import read {} bytes that are not the old \
+         recording's {}",
+        got.len(),
+        old.len()
+    );
+    let new = extract(&arch, "take", dir.path());
+    assert_ne!(new.len(), old.len());
+    wait_for("stat to show the new size", LOCAL_BOUND, || {
+        std::fs::metadata(&file).unwrap().len() == new.len() as u64
+    });
+    assert!(
+        std::fs::read(&file).unwrap() == new,
+        "a new open reads the new recording"
+    );
+    // Closed, the old version goes from the staging area (the daemon lets go of it
+    // at its next refresh, then removes it).
+    wait_for(
+        "the replaced recording to be removed",
+        Duration::from_secs(10),
+        || staged(&arch).is_empty(),
+    );
+}
+
+#[test]
+fn rm_of_an_open_recording_lets_the_handle_read_to_its_end() {
+    if !fuse_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch.zarr");
+    let wavs = inputs(dir.path(), 2);
+    let long = dir.path().join("long.wav");
+    common::write_wav(&long, 48_000, 1, 16, false, 48_000 * 8);
+    for w in [&wavs[0], &wavs[1], &long] {
+        import(&arch, w, &["--into", "site1"]);
+    }
+    let want = extract(&arch, "site1/long", dir.path());
+    let m = Mount::start(&arch, dir.path(), "mnt", &["-o", "refresh=1"]);
+    let file = m.path("site1/long.wav");
+    let got = read_across(&file, 4096, || {
+        let o = run(&[&"rm", &arch, &"site1/long.wav", &"site1/rec000"]);
+        assert!(o.status.success(), "rm: {}", stderr(&o));
+        let out = common::stdout(&o);
+        assert!(
+            out.contains("removed site1/long") && out.contains("removed site1/rec000"),
+            "{out}"
+        );
+    });
+    assert!(got == want, "the open handle read other bytes after rm");
+    wait_for("the removed names to go", LOCAL_BOUND, || {
+        !file.exists() && !m.path("site1/rec000.wav").exists()
+    });
+    assert!(m.path("site1/rec001.wav").exists());
+    wait_for(
+        "the removed recordings' data to go",
+        Duration::from_secs(10),
+        || staged(&arch).is_empty(),
+    );
+    // Gone from the archive and its manifest alike; removing again is an error.
+    let o = run(&[&"ls", &arch]);
+    assert!(
+        !common::stdout(&o).contains("long"),
+        "{}",
+        common::stdout(&o)
+    );
+    let manifest = std::fs::read_to_string(arch.join(".zarr-wavfs-manifest.json")).unwrap();
+    assert!(!manifest.contains("site1/long") && manifest.contains("site1/rec001"));
+    let o = run(&[&"rm", &arch, &"site1/long"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no such recording"), "{}", stderr(&o));
+}
+
+/// The recordings an archive's manifest lists.
+fn manifest_recordings(arch: &Path) -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(arch.join(".zarr-wavfs-manifest.json")).unwrap())
+            .unwrap();
+    let mut paths: Vec<String> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n.get("recording").is_some())
+        .map(|n| n["path"].as_str().unwrap().to_string())
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn concurrent_imports_and_rm_lose_no_recording_and_no_manifest_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch.zarr");
+    let wavs = inputs(dir.path(), 30);
+    // Ten to remove while two other processes import ten each.
+    for w in &wavs[..10] {
+        import(&arch, w, &["--into", "old"]);
+    }
+    let spawn = |args: Vec<std::ffi::OsString>| {
+        std::process::Command::new(common::bin())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let batch = |from: usize, into: &str| -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = vec!["import".into(), arch.clone().into()];
+        a.extend(wavs[from..from + 10].iter().map(|w| w.clone().into()));
+        a.extend(["--into".into(), into.into()]);
+        a
+    };
+    let (a, b, r) = std::thread::scope(|s| {
+        let a = s.spawn(|| spawn(batch(10, "team_a")));
+        let b = s.spawn(|| spawn(batch(20, "team_b")));
+        let r = s.spawn(|| {
+            let mut args: Vec<std::ffi::OsString> = vec!["rm".into(), arch.clone().into()];
+            args.extend((0..10).map(|i| format!("old/rec{i:03}").into()));
+            spawn(args)
+        });
+        (a.join().unwrap(), b.join().unwrap(), r.join().unwrap())
+    });
+    for (what, o) in [("import a", &a), ("import b", &b), ("rm", &r)] {
+        assert!(o.status.success(), "{what}: {}", stderr(o));
+    }
+    let mut want: Vec<String> = (10..30)
+        .map(|i| format!("team_{}/rec{i:03}", if i < 20 { "a" } else { "b" }))
+        .collect();
+    want.sort();
+    assert_eq!(
+        manifest_recordings(&arch),
+        want,
+        "the manifest lost an update"
+    );
+    let o = run(&[&"ls", &arch]);
+    let listed = common::stdout(&o);
+    for i in 0..30 {
+        let name = format!("rec{i:03}.wav");
+        assert_eq!(listed.contains(&name), i >= 10, "{name} in ls: {listed}");
+    }
+    let o = run(&[&"verify", &arch]);
+    assert!(o.status.success(), "{}", common::stdout(&o));
+}
+
+#[test]
+fn two_imports_of_one_name_at_once_one_wins_the_other_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch.zarr");
+    let wavs = inputs(dir.path(), 1);
+    import(
+        &arch,
+        &inputs(&dir.path().join("seed"), 1)[0],
+        &["--into", "seed"],
+    );
+    let outs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    std::process::Command::new(common::bin())
+                        .args(["import".as_ref(), arch.as_os_str(), wavs[0].as_os_str()])
+                        .output()
+                        .unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(ok, 1, "{:?}", outs.iter().map(stderr).collect::<Vec<_>>());
+    let loser = outs.iter().find(|o| !o.status.success()).unwrap();
+    assert!(stderr(loser).contains("exists"), "{}", stderr(loser));
+    assert_eq!(manifest_recordings(&arch), ["rec000", "seed/rec000"]);
+    let o = run(&[&"verify", &arch]);
+    assert!(o.status.success(), "{}", common::stdout(&o));
+}
+
+#[test]
+fn ls_since_lists_what_was_committed_after_a_time_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = dir.path().join("arch.zarr");
+    let wavs = inputs(dir.path(), 3);
+    import(&arch, &wavs[0], &["--into", "site1"]);
+    // Commit times have the file system's resolution: keep the steps apart.
+    std::thread::sleep(Duration::from_millis(50));
+    let mark = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    std::thread::sleep(Duration::from_millis(50));
+    import(&arch, &wavs[2], &["--into", "site2"]);
+    import(&arch, &wavs[1], &["--into", "site1"]);
+    let o = run(&[&"ls", &arch, &"--since", &format!("{mark:.3}")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(common::stdout(&o), "site2/rec002\nsite1/rec001\n");
+    let o = run(&[&"ls", &arch, &"--since", &"2000-01-01T00:00:00Z"]);
+    assert_eq!(common::stdout(&o).lines().count(), 3);
+    let o = run(&[&"ls", &arch, &"--since", &"yesterday"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("expected a UTC time"), "{}", stderr(&o));
+}

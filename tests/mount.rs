@@ -603,12 +603,19 @@ fn archive_files_vanishing_while_mounted_give_eio_then_recover() {
         Ok(v)
     };
     assert!(direct_read().unwrap() == oracle);
+    // The audio array's files, not the recording's directory: an open recording
+    // follows its directory wherever it is moved (a replaced one is read to its end).
     let rec = fx.arch.join("site3/stereo");
-    let away = fx.dir.path().join("stereo.away");
-    std::fs::rename(&rec, &away).unwrap();
+    let audio = ["stream", "samples"]
+        .iter()
+        .map(|a| rec.join(a))
+        .find(|p| p.is_dir())
+        .unwrap();
+    let away = fx.dir.path().join("audio.away");
+    std::fs::rename(&audio, &away).unwrap();
     let e = direct_read().expect_err("the recording's files are gone");
     assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
-    std::fs::rename(&away, &rec).unwrap();
+    std::fs::rename(&away, &audio).unwrap();
     assert!(direct_read().unwrap() == oracle, "errors are not cached");
     assert!(read_all(&m.path("site3/narrow.wav")).unwrap() == fx.oracle("site3/narrow"));
 }

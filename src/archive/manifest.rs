@@ -18,6 +18,8 @@ use crate::store::Store;
 pub const MANIFEST_KEY: &str = ".zarr-wavfs-manifest.json";
 /// The manifest version this build writes and reads.
 pub const MANIFEST_VERSION: u64 = 1;
+/// The lock file writers of a local archive's manifest take (docs/FORMAT.md).
+pub const MANIFEST_LOCK_KEY: &str = ".zarr-wavfs-manifest.lock";
 /// An import rewrites the manifest at most this often (and once at its end).
 const REWRITE_EVERY: Duration = Duration::from_secs(1);
 
@@ -148,19 +150,21 @@ impl Manifest {
         );
     }
 
-    /// Takes the nodes of `other` that this one does not have, and the sizes it gives
-    /// of the same recordings (a walk, which a local archive's import starts from, has
-    /// none).
-    fn merge(&mut self, other: Manifest) {
-        for (k, v) in other.nodes {
-            match self.nodes.get_mut(&k) {
-                Some(n) if n.audio_bytes.is_none() && n.recording == v.recording => {
-                    n.audio_bytes = v.audio_bytes;
-                }
-                Some(_) => {}
-                None => {
-                    self.nodes.insert(k, v);
-                }
+    /// Removes the node at `path` and everything below it.
+    fn remove(&mut self, path: &str) {
+        let below = format!("{path}/");
+        self.nodes
+            .retain(|k, _| k.as_str() != path && !k.starts_with(&below));
+    }
+
+    /// Takes the sizes `other` gives of the same recordings (a walk has none).
+    fn take_sizes(&mut self, other: &Manifest) {
+        for (k, n) in &mut self.nodes {
+            if let Some(o) = other.nodes.get(k)
+                && n.audio_bytes.is_none()
+                && n.recording == o.recording
+            {
+                n.audio_bytes = o.audio_bytes;
             }
         }
     }
@@ -266,26 +270,32 @@ fn join(parent: &str, name: &str) -> String {
     }
 }
 
-/// The manifest kept up to date by an import: each commit is added, and the manifest
-/// rewritten at most once a second and at the end, merged with what another writer
-/// may have stored meanwhile.
+/// The manifest kept up to date by an import or a removal. Each change is noted, and
+/// applied to the manifest as stored (read again each time) at most once a second and
+/// at the end: so two writers at once each add their own changes and undo none of the
+/// other's. Locally the read-change-write runs under an exclusive lock
+/// (`MANIFEST_LOCK_KEY`, `flock`: released by the kernel if its holder dies, so there
+/// is no stale lock). When what is stored then does not match the folders' listings
+/// (another tool wrote the archive, or a writer's commit is not in the manifest yet),
+/// the archive is walked instead.
 pub struct ManifestUpdater {
-    store: Store,
-    manifest: Manifest,
+    archive: super::Archive,
+    pending: Vec<Change>,
     last_write: Option<Instant>,
-    dirty: bool,
+}
+
+enum Change {
+    Put(String, Node),
+    Remove(String),
 }
 
 impl ManifestUpdater {
-    /// Starts from the archive's current tree (its manifest, or a walk).
-    pub fn start(archive: &super::Archive) -> Result<Self, ArchiveError> {
-        let manifest = Manifest::from_entries(&archive.tree()?);
-        Ok(ManifestUpdater {
-            store: archive.store().clone(),
-            manifest,
+    pub fn start(archive: &super::Archive) -> Self {
+        ManifestUpdater {
+            archive: archive.clone(),
+            pending: Vec::new(),
             last_write: None,
-            dirty: false,
-        })
+        }
     }
 
     /// Records a committed recording and the bytes its audio takes; rewrites the
@@ -296,26 +306,111 @@ impl ManifestUpdater {
         meta: &RecordingMeta,
         audio_bytes: u64,
     ) -> Result<(), ArchiveError> {
-        self.manifest
-            .recording(path, meta, SystemTime::now(), Some(audio_bytes));
-        self.dirty = true;
+        let mut one = Manifest::default();
+        one.recording(path, meta, SystemTime::now(), Some(audio_bytes));
+        self.pending
+            .extend(one.nodes.into_iter().map(|(k, n)| Change::Put(k, n)));
+        self.due()
+    }
+
+    /// Records the removal of the recording at `path`; rewrites the manifest when due.
+    pub fn removed(&mut self, path: &str) -> Result<(), ArchiveError> {
+        self.pending.push(Change::Remove(path.to_string()));
+        self.due()
+    }
+
+    fn due(&mut self) -> Result<(), ArchiveError> {
         if self.last_write.is_none_or(|t| t.elapsed() >= REWRITE_EVERY) {
             self.flush()?;
         }
         Ok(())
     }
 
-    /// Writes the manifest if anything was added since the last write.
+    /// Applies what changed since the last write to the manifest as stored.
     pub fn flush(&mut self) -> Result<(), ArchiveError> {
-        if !self.dirty {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        if let Some(stored) = Manifest::read(&self.store)? {
-            self.manifest.merge(stored);
+        let store = self.archive.store();
+        let _lock = store.lock_local(MANIFEST_LOCK_KEY)?;
+        let stored = Manifest::read(store)?;
+        let mut m = stored.clone().unwrap_or_default();
+        for c in &self.pending {
+            match c {
+                // A folder already listed keeps its time.
+                Change::Put(k, n) if n.recording.is_none() => {
+                    m.nodes.entry(k.clone()).or_insert_with(|| n.clone());
+                }
+                Change::Put(k, n) => {
+                    m.nodes.insert(k.clone(), n.clone());
+                }
+                Change::Remove(k) => m.remove(k),
+            }
         }
-        self.manifest.write(&self.store)?;
+        if stored.is_none() || !m.matches(store)? {
+            let mut walked = Manifest::from_entries(&self.archive.walk()?);
+            walked.take_sizes(&m);
+            m = walked;
+        }
+        m.write(store)?;
         self.last_write = Some(Instant::now());
-        self.dirty = false;
+        self.pending.clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::writer::remove_recording;
+    use crate::import::{Codec, ImportOptions, Job, import_one};
+
+    fn listed(store: &Store) -> Vec<String> {
+        let m = Manifest::read(store).unwrap().expect("a manifest");
+        m.nodes
+            .values()
+            .filter(|n| n.recording.is_some())
+            .map(|n| n.path.clone())
+            .collect()
+    }
+
+    #[test]
+    fn two_writers_each_apply_their_own_changes_and_undo_none_of_the_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (archive, _) = crate::test_support::recording(tmp.path(), 1, Codec::Pcm);
+        let add = |name: &str| {
+            let job = Job {
+                input: tmp.path().join("in.wav"),
+                target: name.into(),
+            };
+            let opts = ImportOptions {
+                codec: Some(Codec::Pcm),
+                ..ImportOptions::default()
+            };
+            import_one(&archive, &job, &opts).unwrap()
+        };
+        let meta = add("s");
+        let mut first = ManifestUpdater::start(&archive);
+        first.committed("s", &meta, 1).unwrap();
+        assert_eq!(listed(archive.store()), ["r", "s"], "a walk, then s");
+
+        // A writer that started before another removed `r` must not bring it back,
+        // and the remover must not drop what the first added meanwhile.
+        let mut adder = ManifestUpdater::start(&archive);
+        let mut remover = ManifestUpdater::start(&archive);
+        remove_recording(&archive, "r").unwrap();
+        remover.removed("r").unwrap();
+        let meta = add("t");
+        adder.committed("t", &meta, 2).unwrap();
+        adder.flush().unwrap();
+        remover.flush().unwrap();
+        assert_eq!(listed(archive.store()), ["s", "t"]);
+        let m = Manifest::read(archive.store()).unwrap().unwrap();
+        assert_eq!(
+            m.nodes["t"].audio_bytes,
+            Some(2),
+            "the sizes given are kept"
+        );
+        assert!(m.matches(archive.store()).unwrap());
     }
 }

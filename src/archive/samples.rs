@@ -297,7 +297,7 @@ impl SamplesReader {
         channels: u16,
     ) -> Result<Self, ArchiveError> {
         let sp = dir.join("samples");
-        let array = Array::open(store.clone(), &format!("/{path}/samples"))
+        let array = Array::open(store.clone(), &zarr_path(&format!("{path}/samples")))
             .map_err(|e| ArchiveError::zarr(&sp, e))?;
         let ch = u64::from(channels);
         if array.shape() != [frames, ch] {
@@ -323,7 +323,7 @@ impl SamplesReader {
             },
         };
         let cp = dir.join("chunk_crc32c");
-        let crc = Array::open(store, &format!("/{path}/chunk_crc32c"))
+        let crc = Array::open(store, &zarr_path(&format!("{path}/chunk_crc32c")))
             .map_err(|e| ArchiveError::zarr(&cp, e))?;
         let n = frames.div_ceil(chunk_frames);
         if crc.shape() != [n] {

@@ -52,6 +52,15 @@ fn open_keys(path: &str, codec: &str) -> Vec<String> {
     arrays.iter().map(|a| format!("{path}/{a}")).collect()
 }
 
+/// `rel` below `prefix` ("" is the store's root).
+fn join_key(prefix: &str, rel: &str) -> String {
+    if prefix.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{prefix}/{rel}")
+    }
+}
+
 /// A zarrs array in any store.
 pub(crate) type StoreArray = Array<dyn ReadableWritableListableStorageTraits>;
 
@@ -137,8 +146,15 @@ impl StreamBytes for Vec<u8> {
 }
 
 /// A recording opened for reading: metadata plus handles on its arrays.
+///
+/// In a local archive the recording's directory is pinned (see `Store::pin`): its
+/// keys are then relative to it (`prefix` is empty), and reads go on reaching this
+/// version of the recording after another process replaces or removes it.
 pub struct RecordingStore {
     store: Store,
+    /// Where the recording's keys start in `store`.
+    prefix: String,
+    /// Archive-relative path.
     path: String,
     meta: RecordingMeta,
     /// The `stream` array (Opus and FLAC; PCM recordings have none).
@@ -147,13 +163,14 @@ pub struct RecordingStore {
 
 impl RecordingStore {
     pub(crate) fn open(
-        store: &Store,
+        store: Store,
+        prefix: &str,
         path: &str,
         meta: RecordingMeta,
     ) -> Result<Self, ArchiveError> {
-        let dir = store.location(path);
+        let dir = store.location(prefix);
         // A remote store fetches all that opening needs at once, not one after another.
-        store.prefetch(&open_keys(path, &meta.codec));
+        store.prefetch(&open_keys(prefix, &meta.codec));
         let head = match meta.codec.as_str() {
             "pcm" => 0,
             "flac" => FLAC_HEAD_READ,
@@ -161,14 +178,14 @@ impl RecordingStore {
         };
         if store.local_root().is_none() && head > 0 {
             store.will_need(
-                &format!("{path}/stream/c/0"),
+                &join_key(prefix, "stream/c/0"),
                 0..head.min(meta.stream_bytes),
             );
         }
         let stream = if meta.codec == "pcm" {
             None
         } else {
-            let stream = Array::open(store.zarr(), &zarr_path(&format!("{path}/stream")))
+            let stream = Array::open(store.zarr(), &zarr_path(&join_key(prefix, "stream")))
                 .map_err(|e| ArchiveError::zarr(dir.join("stream"), e))?;
             if stream.shape() != [meta.stream_bytes] {
                 return Err(ArchiveError::damaged(
@@ -183,7 +200,8 @@ impl RecordingStore {
             Some(stream)
         };
         Ok(RecordingStore {
-            store: store.clone(),
+            store,
+            prefix: prefix.to_string(),
             path: path.to_string(),
             meta,
             stream,
@@ -201,28 +219,30 @@ impl RecordingStore {
 
     /// Where the recording is (for messages).
     pub fn dir(&self) -> Location {
-        self.store.location(&self.path)
+        self.store.location(&self.prefix)
     }
 
-    /// The archive's store.
+    /// The store the recording is read from (see `key`).
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    /// The key in `store` of `rel` inside the recording (`checkpoints`).
+    pub fn key(&self, rel: &str) -> String {
+        join_key(&self.prefix, rel)
+    }
+
     /// The recording's directory when the archive is on a local disk.
     pub fn local_dir(&self) -> Option<std::path::PathBuf> {
-        self.store.local_root().map(|r| r.join(&self.path))
+        self.store.local_root().map(|r| r.join(&self.prefix))
     }
 
     /// The rows of `index`, checked against the shape and digest in the metadata.
     pub fn read_index_rows(&self) -> Result<Vec<[i64; 4]>, ArchiveError> {
         let dir = self.dir().join("index");
         let n = self.meta.index_rows;
-        let array = Array::open(
-            self.store.zarr(),
-            &zarr_path(&format!("{}/index", self.path)),
-        )
-        .map_err(|e| ArchiveError::zarr(&dir, e))?;
+        let array = Array::open(self.store.zarr(), &zarr_path(&self.key("index")))
+            .map_err(|e| ArchiveError::zarr(&dir, e))?;
         if array.shape() != [n, 4] {
             return Err(ArchiveError::damaged(
                 &dir,
@@ -290,7 +310,7 @@ impl RecordingStore {
         SamplesReader::open(
             self.store.zarr(),
             &self.dir(),
-            &self.path,
+            &self.prefix,
             m.sample_kind(),
             m.frames,
             m.channels,
@@ -299,13 +319,13 @@ impl RecordingStore {
 
     /// The stored checkpoints, if any.
     pub fn read_checkpoints(&self) -> Result<Option<StoredCheckpoints>, ArchiveError> {
-        StoredCheckpoints::load(&self.store, &self.path)
+        StoredCheckpoints::load(&self.store, &self.prefix)
     }
 
     /// Bytes stored of each part: (audio, index, checkpoints). The audio is `stream`,
     /// or `samples` and its CRCs for PCM.
     pub fn disk_usage(&self) -> (u64, u64, u64) {
-        let size = |a: &str| self.store.size_prefix(&format!("{}/{a}", self.path));
+        let size = |a: &str| self.store.size_prefix(&self.key(a));
         (
             size("stream") + size("samples") + size("chunk_crc32c"),
             size("index"),

@@ -169,10 +169,18 @@ impl StagedRecording {
 
 impl Drop for StagedRecording {
     fn drop(&mut self) {
-        if !self.committed
-            && let Err(e) = self.store.erase_prefix(&self.rel)
-        {
-            log::warn!("could not remove the staged recording: {e}");
+        if self.committed {
+            return;
+        }
+        // What is staged is a failed import's part, or the node a commit replaced,
+        // which readers may still have open: it then waits for `clean_stale_staging`.
+        match self.store.erase_unless_pinned(&self.rel) {
+            Ok(true) => {}
+            Ok(false) => log::info!(
+                "{}: the replaced recording is still open for reading; it is removed later",
+                self.store.location(&self.rel)
+            ),
+            Err(e) => log::warn!("could not remove the staged recording: {e}"),
         }
     }
 }
@@ -208,6 +216,43 @@ fn hostname() -> String {
         .collect()
 }
 
+/// Removes the recording `path` names (as `Archive::find_recording` takes it) and
+/// returns its archive-relative path. Locally it leaves in one `rename` into the
+/// staging area, where it stays until no reader has it open (see `Store::pin`); in an
+/// object store its `zarr.json` goes first, so it is gone for every reader before its
+/// arrays are deleted. The caller updates the manifest.
+pub fn remove_recording(archive: &Archive, path: &str) -> Result<String, ArchiveError> {
+    let store = archive.store();
+    if !store.is_writable() {
+        return Err(crate::store::StoreError::ReadOnly {
+            at: archive.location(""),
+        }
+        .into());
+    }
+    let (path, _) = archive.find_recording(path)?;
+    if store.local_root().is_none() {
+        store.erase(&format!("{path}/zarr.json"))?;
+        store.erase_prefix(&path)?;
+        return Ok(path);
+    }
+    let staged = format!("{STAGING_DIR}/{}", staging_name("rm"));
+    match store.publish_local(&path, &staged, false)? {
+        Published::New => {}
+        Published::Replaced | Published::Exists => {
+            return Err(ArchiveError::Exists {
+                path: store.location(&staged),
+            });
+        }
+    }
+    if !store.erase_unless_pinned(&staged)? {
+        log::info!(
+            "{}: still open for reading; its data is removed once it is closed",
+            archive.location(&path)
+        );
+    }
+    Ok(path)
+}
+
 /// Creates the folder groups on the way to `target` (all but its last component).
 pub fn ensure_folders(store: &Store, target: &str) -> Result<(), ArchiveError> {
     let parts: Vec<&str> = target.split('/').collect();
@@ -233,7 +278,8 @@ pub fn ensure_folders(store: &Store, target: &str) -> Result<(), ArchiveError> {
 
 /// Removes what imports that were killed left under the staging prefix: locally (or
 /// from this machine) those whose process is gone, from other machines those older
-/// than two days.
+/// than two days; and the recordings replaced or removed, once no reader has them
+/// open.
 pub fn clean_stale_staging(archive: &Archive) {
     let store = archive.store();
     if !store.is_writable() {
@@ -268,11 +314,12 @@ pub fn clean_stale_staging(archive: &Archive) {
         };
         if stale {
             let rel = format!("{STAGING_DIR}/{name}");
-            log::info!(
-                "removing leftover of an interrupted import: {}",
-                store.location(&rel)
-            );
-            let _ = store.erase_prefix(&rel);
+            if let Ok(true) = store.erase_unless_pinned(&rel) {
+                log::info!(
+                    "removed the leftover of an earlier import: {}",
+                    store.location(&rel)
+                );
+            }
         }
     }
 }

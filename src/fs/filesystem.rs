@@ -113,16 +113,20 @@ impl FileSystem {
         // One refresh at a time: two would each start from the same old tree.
         let mut current = self.tree.write();
         let (next, changes) = current.refreshed(entries);
-        if changes.is_empty() {
-            return Ok(changes);
+        if !changes.is_empty() {
+            self.engine.prepare(next.metas());
+            *current = Arc::new(next);
         }
-        self.engine.prepare(next.metas());
-        *current = Arc::new(next);
         drop(current);
         let tree = self.tree();
+        // An open recording pins its directory (`Store::pin`): let go of the ones no
+        // longer listed once no handle reads them, so their space can be freed.
         self.files
             .lock()
             .retain(|&i, f| tree.is_listed(i) || Arc::strong_count(f) > 1);
+        if changes.is_empty() {
+            return Ok(changes);
+        }
         log::info!(
             "{}: the archive changed: {} new or changed nodes, {} names gone or replaced; \
              {} folders and recordings",

@@ -44,6 +44,7 @@ pub fn follow(
     }
     let root = fs.archive().store().local_root().map(Path::to_path_buf);
     let fs: Weak<FileSystem> = Arc::downgrade(&fs);
+    let local = root.is_some();
     std::thread::Builder::new()
         .name("zw-follow".into())
         .spawn(move || {
@@ -74,6 +75,11 @@ pub fn follow(
                     Ok(changes) if !changes.is_empty() => on_change(&changes),
                     Ok(_) => {}
                     Err(e) => log::error!("reading the archive again: {e}"),
+                }
+                if local {
+                    // Recordings replaced or removed while this process had them
+                    // open wait in the staging area; those it has closed now go.
+                    crate::archive::writer::clean_stale_staging(fs.archive());
                 }
             }
         })?;

@@ -47,7 +47,9 @@ fn rebuild_one(archive: &Archive, path: &str, interval_secs: f64) -> Result<usiz
             ),
         });
     }
-    let store = rec.store();
+    // Written beside the recording and swapped in: through the archive's store, not
+    // the recording's pinned directory.
+    let store = archive.store();
     if store.local_root().is_none() {
         return Err(CodecError::NotApplicable {
             path: rec.dir(),

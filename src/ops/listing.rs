@@ -54,6 +54,33 @@ fn stored(bytes: Option<u64>, m: &RecordingMeta) -> String {
 }
 
 /// The archive tree, one line per node. Returns the text and whether any recording is unreadable.
+/// The archive-relative paths of the recordings committed after `since`, oldest
+/// first (`ls --since`, for scripts that process what is new).
+pub fn committed_since(
+    archive: &Archive,
+    since: std::time::SystemTime,
+) -> Result<Vec<String>, ArchiveError> {
+    fn collect(
+        entries: Vec<Entry>,
+        since: std::time::SystemTime,
+        out: &mut Vec<(std::time::SystemTime, String)>,
+    ) {
+        for e in entries {
+            match e {
+                Entry::Folder { children, .. } => collect(children, since, out),
+                Entry::Recording { path, modified, .. } if modified > since => {
+                    out.push((modified, path));
+                }
+                Entry::Recording { .. } => {}
+            }
+        }
+    }
+    let mut found = Vec::new();
+    collect(archive.tree()?, since, &mut found);
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
 pub fn ls(archive: &Archive) -> Result<(String, bool), ArchiveError> {
     let mut out = String::new();
     let mut broken = false;

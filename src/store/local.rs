@@ -3,6 +3,8 @@
 //! read-ahead hints to the kernel).
 
 use std::ops::Range;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,20 +18,102 @@ pub(super) const TMP_DIR: &str = ".zarr-wavfs-staging";
 
 #[derive(Debug)]
 pub(super) struct LocalStore {
+    /// Where the files are reached.
     root: PathBuf,
+    /// Where messages say they are (the same, except for a pinned directory).
+    shown: PathBuf,
     fs: Arc<FilesystemStore>,
+    /// The pinned directory `root` reaches, with a shared lock held on it (`pin`).
+    _pin: Option<OwnedFd>,
 }
+
+/// Tries to pin a directory before giving up: it was replaced between being opened
+/// and locked that many times in a row.
+const PIN_ATTEMPTS: usize = 8;
 
 impl LocalStore {
     pub(super) fn new(root: &Path) -> Result<Self, StoreError> {
+        Self::at(root, root, None)
+    }
+
+    fn at(root: &Path, shown: &Path, pin: Option<OwnedFd>) -> Result<Self, StoreError> {
         let fs = FilesystemStore::new(root).map_err(|e| StoreError::Other {
-            at: root.into(),
+            at: shown.into(),
             message: e.to_string(),
         })?;
         Ok(LocalStore {
             root: root.to_path_buf(),
+            shown: shown.to_path_buf(),
             fs: Arc::new(fs),
+            _pin: pin,
         })
+    }
+
+    /// The directory `rel` as a store of its own that goes on reaching this directory
+    /// after it is renamed (replaced, or removed into the staging area): it is opened,
+    /// a shared `flock` is taken on it, and files are reached through
+    /// `/proc/self/fd/N`. [`erase_unless_pinned`](Self::erase_unless_pinned) leaves a
+    /// directory alone while any process holds such a pin. `None` without /proc.
+    pub(super) fn pin(&self, rel: &str) -> Result<Option<LocalStore>, StoreError> {
+        let path = self.path(rel);
+        let shown = self.shown.join(rel.trim_matches('/'));
+        for _ in 0..PIN_ATTEMPTS {
+            let dir = match std::fs::File::open(&path) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::NotFound { at: shown.into() });
+                }
+                Err(e) => return Err(StoreError::io(shown, e)),
+            };
+            // Blocks only while an eraser that holds the directory's exclusive lock
+            // deletes it; the check below then sees that it went.
+            flock(&dir, libc::LOCK_SH).map_err(|e| StoreError::io(&shown, e))?;
+            let now = std::fs::metadata(&path);
+            let held = dir.metadata().map_err(|e| StoreError::io(&shown, e))?;
+            if now.is_ok_and(|m| m.dev() == held.dev() && m.ino() == held.ino()) {
+                let through = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+                if !through.is_dir() {
+                    return Ok(None);
+                }
+                return LocalStore::at(&through, &shown, Some(dir.into())).map(Some);
+            }
+        }
+        Err(StoreError::Other {
+            at: shown.into(),
+            message: "replaced again and again while being opened".into(),
+        })
+    }
+
+    /// Takes the exclusive `flock` of the file `key`, made if missing.
+    pub(super) fn lock(&self, key: &str) -> Result<std::fs::File, StoreError> {
+        let p = self.path(key);
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| StoreError::io(self.location(key), e))?;
+        flock(&f, libc::LOCK_EX).map_err(|e| StoreError::io(self.location(key), e))?;
+        Ok(f)
+    }
+
+    /// Removes the directory `rel` unless a process has it pinned (then it stays,
+    /// for a later call, and `false` is returned). Holding its exclusive lock while
+    /// deleting keeps a pin from being taken half-way.
+    pub(super) fn erase_unless_pinned(&self, rel: &str) -> Result<bool, StoreError> {
+        let p = self.path(rel);
+        let dir = match std::fs::File::open(&p) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(StoreError::io(p, e)),
+        };
+        match flock(&dir, libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => return Ok(false),
+            Err(e) => return Err(StoreError::io(p, e)),
+        }
+        self.erase_prefix(rel)?;
+        Ok(true)
     }
 
     pub(super) fn zarr(&self) -> ReadableWritableListableStorage {
@@ -50,7 +134,12 @@ impl LocalStore {
     }
 
     pub(super) fn location(&self, rel: &str) -> Location {
-        Location::from(self.path(rel))
+        let rel = rel.trim_matches('/');
+        Location::from(if rel.is_empty() {
+            self.shown.clone()
+        } else {
+            self.shown.join(rel)
+        })
     }
 
     pub(super) fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
@@ -70,7 +159,7 @@ impl LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             // A directory where a key was expected: there is no such object.
             Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Ok(None),
-            Err(e) => Err(StoreError::io(p, e)),
+            Err(e) => Err(StoreError::io(self.location(key), e)),
         }
     }
 
@@ -143,7 +232,6 @@ impl LocalStore {
     /// open file, never sees a sequential reader's chunk reads as sequential.
     pub(super) fn will_need(&self, key: &str, range: Range<u64>) {
         if let Ok(file) = std::fs::File::open(self.path(key)) {
-            use std::os::fd::AsRawFd;
             // SAFETY: a valid open descriptor; fadvise only schedules reads.
             unsafe {
                 libc::posix_fadvise(
@@ -184,6 +272,20 @@ impl LocalStore {
         };
         fsync_dir(&parent).map_err(|e| StoreError::io(&parent, e))?;
         Ok(done)
+    }
+}
+
+/// `flock(2)` on `f`, retried when interrupted.
+fn flock(f: &std::fs::File, op: libc::c_int) -> std::io::Result<()> {
+    loop {
+        // SAFETY: a valid open descriptor.
+        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 

@@ -789,7 +789,7 @@ mod tests {
     fn residuals_correct_a_warm_up_too_short_to_converge() {
         let tmp = tempfile::tempdir().unwrap();
         let (_archive, store) = recording(tmp.path());
-        let rel = format!("{}/checkpoints", store.path());
+        let rel = store.key("checkpoints");
         store.store().erase_prefix(&rel).unwrap();
         let index = store.read_index().unwrap();
         let mapping = store.read_opus_head().unwrap().mapping;
