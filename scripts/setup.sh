@@ -99,17 +99,18 @@ else
     log "s3s-fs: installed $("$S3S_FS_ROOT/bin/s3s-fs" --version 2>/dev/null || echo "$S3S_FS_ROOT/bin/s3s-fs")"
 fi
 
-# --- Python packages (tests/interop/zarr_python_check.py; guano: tests/chunks.rs) -------
+# --- Python packages (tests/interop/zarr_python_check.py; guano: tests/chunks.rs; moto's
+# S3 server, which enforces conditional writes: tests/live.rs, tests/conditional_writes.rs)
 PY=python3
-if $PY - <<'EOF' 2>/dev/null; then
+if $PY - <<'EOF' 2>/dev/null && command -v moto_server >/dev/null; then
 import sys
-import zarr, numpy, soundfile, scipy, guano
+import zarr, numpy, soundfile, scipy, guano, moto
 sys.exit(0 if int(zarr.__version__.split(".")[0]) >= 3 else 1)
 EOF
-    log "pip: zarr $($PY -c 'import zarr; print(zarr.__version__)'), numpy, soundfile, scipy, guano already installed"
+    log "pip: zarr $($PY -c 'import zarr; print(zarr.__version__)'), numpy, soundfile, scipy, guano, moto already installed"
 else
-    log "pip: installing zarr>=3 numpy soundfile scipy guano for $($PY --version)"
-    PIP_PACKAGES=("zarr>=3" numpy soundfile scipy guano)
+    log "pip: installing zarr>=3 numpy soundfile scipy guano moto[server] for $($PY --version)"
+    PIP_PACKAGES=("zarr>=3" numpy soundfile scipy guano "moto[server]")
     export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore
     if ! $PY -m pip install -q "${PIP_PACKAGES[@]}"; then
         # Debian's own python3 is "externally managed" (PEP 668).

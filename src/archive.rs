@@ -52,6 +52,8 @@ pub enum ArchiveError {
     Damaged { path: Location, message: String },
     #[error("{path}: already exists (use --force to replace it)")]
     Exists { path: Location },
+    #[error("{path}: another import is writing it now ({by})")]
+    Busy { path: Location, by: String },
     #[error("{path}: no such recording or folder in the archive")]
     NotFound { path: Location },
 }

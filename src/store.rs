@@ -99,6 +99,10 @@ pub enum StoreError {
     Denied { at: Location, message: String },
     #[error("{at}: store unavailable ({message})")]
     Unavailable { at: Location, message: String },
+    /// A conditional write found the object other than expected (another writer
+    /// changed or created it first).
+    #[error("{at}: changed by another writer meanwhile")]
+    Conflict { at: Location },
     #[error("{at}: the store is read-only (an HTTP server)")]
     ReadOnly { at: Location },
     #[error("{at}: {message}")]
@@ -128,6 +132,18 @@ impl StoreError {
 pub struct Object {
     pub bytes: Bytes,
     pub modified: SystemTime,
+    /// The version a conditional write can name (an object store's ETag; `None`
+    /// locally, where writers lock instead).
+    pub version: Option<String>,
+}
+
+/// What a conditional write ([`Store::put_if`]) expects to replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// No object at the key.
+    Absent,
+    /// The object of this version.
+    Version(String),
 }
 
 /// Settings of remote stores that are not part of an address.
@@ -222,6 +238,21 @@ impl Store {
         match &*self.backend {
             Backend::Local(l) => l.put_atomic(key, &bytes),
             Backend::Remote(r) => r.put(key, bytes),
+        }
+    }
+
+    /// Writes the object at `key` as `put_atomic` does, if what is there is what
+    /// `expect` says (S3's `If-None-Match: *` / `If-Match`); `false` when another
+    /// writer got there first. Local stores write unconditionally: their writers
+    /// serialise with `lock_local`. A server that ignores the conditions (some
+    /// S3-compatible ones do) writes unconditionally too.
+    pub fn put_if(&self, key: &str, bytes: Bytes, expect: &Expect) -> Result<bool, StoreError> {
+        match &*self.backend {
+            Backend::Local(l) => l.put_atomic(key, &bytes).map(|()| true),
+            Backend::Remote(r) => match r.put_if(key, bytes, expect) {
+                Err(StoreError::Conflict { .. }) => Ok(false),
+                other => other.map(|()| true),
+            },
         }
     }
 

@@ -446,3 +446,151 @@ fn ls_since_lists_what_was_committed_after_a_time_oldest_first() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("expected a UTC time"), "{}", stderr(&o));
 }
+
+/// The binary with `moto`'s settings (and none of this process's `AWS_*`).
+fn zw_s3(
+    moto: &common::servers::Moto,
+    args: &[&dyn AsRef<std::ffi::OsStr>],
+) -> std::process::Command {
+    let mut c = std::process::Command::new(common::bin());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c.envs(moto.env()).env("RUST_LOG", "warn");
+    for a in args {
+        c.arg(a);
+    }
+    c
+}
+
+#[test]
+fn s3_writers_at_once_lose_no_manifest_update_and_one_name_has_one_winner() {
+    let Some(moto) = common::servers::Moto::start() else {
+        return;
+    };
+    moto.create_bucket("lab");
+    let dir = tempfile::tempdir().unwrap();
+    let wavs = inputs(dir.path(), 24);
+    let arch = "s3://lab/live.zarr";
+    let o = zw_s3(
+        &moto,
+        &[
+            &"import", &arch, &wavs[0], &wavs[1], &wavs[2], &wavs[3], &"--into", &"old",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Three writers at once: two imports of ten each and an rm of two.
+    let batch = |from: usize, into: &str| {
+        let mut args: Vec<std::ffi::OsString> = vec!["import".into(), arch.into()];
+        args.extend(wavs[from..from + 10].iter().map(|w| w.clone().into()));
+        args.extend(["--into".into(), into.into()]);
+        args
+    };
+    let run_args = |args: Vec<std::ffi::OsString>| {
+        let refs: Vec<&dyn AsRef<std::ffi::OsStr>> = args
+            .iter()
+            .map(|a| a as &dyn AsRef<std::ffi::OsStr>)
+            .collect();
+        zw_s3(&moto, &refs).output().unwrap()
+    };
+    let outs = std::thread::scope(|s| {
+        let a = s.spawn(|| run_args(batch(4, "team_a")));
+        let b = s.spawn(|| run_args(batch(14, "team_b")));
+        let r = s.spawn(|| {
+            run_args(vec![
+                "rm".into(),
+                arch.into(),
+                "old/rec000".into(),
+                "old/rec001".into(),
+            ])
+        });
+        [a.join().unwrap(), b.join().unwrap(), r.join().unwrap()]
+    });
+    for o in &outs {
+        assert!(o.status.success(), "{}", stderr(o));
+    }
+    // The manifest lists exactly what the store holds (a lost update would leave it out
+    // of date, and readers would walk instead), and `ls` shows it.
+    let o = zw_s3(&moto, &[&"-v", &"ls", &arch]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("out of date") && !stderr(&o).contains("no manifest"),
+        "the manifest lost an update: {}",
+        stderr(&o)
+    );
+    let listed = common::stdout(&o);
+    for i in 0..24 {
+        let name = format!("rec{i:03}.wav");
+        assert_eq!(listed.contains(&name), i >= 2, "{name} in ls: {listed}");
+    }
+
+    // Two imports of one new name at once: one commits, the other says why not.
+    let same = dir.path().join("same");
+    std::fs::create_dir_all(&same).unwrap();
+    let one = same.join("rec100.wav");
+    common::write_wav(&one, 16_000, 1, 16, false, 16_000 * 3);
+    let outs = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| zw_s3(&moto, &[&"import", &arch, &one]).output().unwrap()))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let ok = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(ok, 1, "{:?}", outs.iter().map(stderr).collect::<Vec<_>>());
+    let loser = stderr(outs.iter().find(|o| !o.status.success()).unwrap());
+    assert!(
+        loser.contains("already exists") || loser.contains("another import is writing it"),
+        "{loser}"
+    );
+    let o = zw_s3(&moto, &[&"verify", &arch]).output().unwrap();
+    assert!(o.status.success(), "{}", common::stdout(&o));
+}
+
+#[test]
+fn serve_of_an_s3_archive_follows_it_every_refresh() {
+    let Some(moto) = common::servers::Moto::start() else {
+        return;
+    };
+    moto.create_bucket("lab");
+    let dir = tempfile::tempdir().unwrap();
+    let wavs = inputs(dir.path(), 2);
+    let arch = "s3://lab/follow.zarr";
+    let o = zw_s3(&moto, &[&"import", &arch, &wavs[0]])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let env: Vec<(&str, String)> = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start_with(std::ffi::OsStr::new(arch), &["--refresh", "1"], &env);
+    let listing = || -> String {
+        ureq::get(&server.url("/"))
+            .header("Accept", "application/json")
+            .call()
+            .map(|mut r| r.body_mut().read_to_string().unwrap())
+            .unwrap_or_default()
+    };
+    assert!(listing().contains("rec000.wav") && !listing().contains("rec001"));
+    let o = zw_s3(&moto, &[&"import", &arch, &wavs[1]])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    wait_for(
+        "the new recording in the listing",
+        Duration::from_secs(5),
+        || listing().contains("rec001.wav"),
+    );
+    let o = zw_s3(&moto, &[&"rm", &arch, &"rec000"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    wait_for(
+        "the removed recording to go",
+        Duration::from_secs(5),
+        || !listing().contains("rec000.wav"),
+    );
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use super::{ATTR_KEY, ArchiveError, Entry, RecordingMeta};
-use crate::store::Store;
+use crate::store::{Expect, Store};
 
 /// Key of the manifest, relative to the archive's root.
 pub const MANIFEST_KEY: &str = ".zarr-wavfs-manifest.json";
@@ -20,6 +20,8 @@ pub const MANIFEST_KEY: &str = ".zarr-wavfs-manifest.json";
 pub const MANIFEST_VERSION: u64 = 1;
 /// The lock file writers of a local archive's manifest take (docs/FORMAT.md).
 pub const MANIFEST_LOCK_KEY: &str = ".zarr-wavfs-manifest.lock";
+/// Conditional writes of the manifest tried before giving up (another writer won each).
+const MAX_WRITE_ATTEMPTS: u32 = 20;
 /// An import rewrites the manifest at most this often (and once at its end).
 const REWRITE_EVERY: Duration = Duration::from_secs(1);
 
@@ -62,27 +64,37 @@ impl Manifest {
     /// Reads the manifest; `None` when there is none or it is of another version or
     /// unreadable (then the reader walks the hierarchy, with a note in the log).
     pub fn read(store: &Store) -> Result<Option<Manifest>, ArchiveError> {
+        Ok(Self::read_versioned(store)?.0)
+    }
+
+    /// `read`, and what a conditional write replacing the object must expect.
+    fn read_versioned(store: &Store) -> Result<(Option<Manifest>, Expect), ArchiveError> {
         let Some(obj) = store.get(MANIFEST_KEY)? else {
-            return Ok(None);
+            return Ok((None, Expect::Absent));
         };
-        match serde_json::from_slice::<File>(&obj.bytes) {
-            Ok(f) if f.zarr_wavfs_manifest == MANIFEST_VERSION => Ok(Some(Manifest {
+        let expect = obj.version.clone().map_or(Expect::Absent, Expect::Version);
+        Ok((Self::parse(store, &obj.bytes), expect))
+    }
+
+    fn parse(store: &Store, bytes: &[u8]) -> Option<Manifest> {
+        match serde_json::from_slice::<File>(bytes) {
+            Ok(f) if f.zarr_wavfs_manifest == MANIFEST_VERSION => Some(Manifest {
                 nodes: f.nodes.into_iter().map(|n| (n.path.clone(), n)).collect(),
-            })),
+            }),
             Ok(f) => {
                 log::warn!(
                     "{}: manifest version {} is not {MANIFEST_VERSION}; ignoring it",
                     store.location(MANIFEST_KEY),
                     f.zarr_wavfs_manifest
                 );
-                Ok(None)
+                None
             }
             Err(e) => {
                 log::warn!(
                     "{}: unreadable manifest ({e}); ignoring it",
                     store.location(MANIFEST_KEY)
                 );
-                Ok(None)
+                None
             }
         }
     }
@@ -252,14 +264,29 @@ impl Manifest {
 
     /// Writes the manifest in one atomic step.
     pub fn write(&self, store: &Store) -> Result<(), ArchiveError> {
+        store.put_atomic(MANIFEST_KEY, self.to_bytes())?;
+        Ok(())
+    }
+
+    fn to_bytes(&self) -> bytes::Bytes {
         let f = File {
             zarr_wavfs_manifest: MANIFEST_VERSION,
             nodes: self.nodes.values().cloned().collect(),
         };
-        let bytes = serde_json::to_vec(&f).expect("manifest serialises");
-        store.put_atomic(MANIFEST_KEY, bytes.into())?;
-        Ok(())
+        serde_json::to_vec(&f).expect("manifest serialises").into()
     }
+}
+
+/// How long to wait before conditional write `attempt` + 1: growing, and different
+/// for each writer (from the clock's nanoseconds), so writers that collided do not
+/// collide again.
+fn retry_pause(attempt: u32) -> Duration {
+    let jitter = u64::from(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos()),
+    ) % 50;
+    Duration::from_millis(u64::from(attempt.min(10)) * 20 + jitter)
 }
 
 fn join(parent: &str, name: &str) -> String {
@@ -277,7 +304,10 @@ fn join(parent: &str, name: &str) -> String {
 /// (`MANIFEST_LOCK_KEY`, `flock`: released by the kernel if its holder dies, so there
 /// is no stale lock). When what is stored then does not match the folders' listings
 /// (another tool wrote the archive, or a writer's commit is not in the manifest yet),
-/// the archive is walked instead.
+/// the archive is walked instead. In an object store there is no lock: the write is
+/// conditional on the manifest being the one read (`If-Match`, or `If-None-Match: *`
+/// when there was none), and is done again from a fresh read when another writer got
+/// there first.
 pub struct ManifestUpdater {
     archive: super::Archive,
     pending: Vec<Change>,
@@ -332,9 +362,36 @@ impl ManifestUpdater {
             return Ok(());
         }
         let store = self.archive.store();
-        let _lock = store.lock_local(MANIFEST_LOCK_KEY)?;
-        let stored = Manifest::read(store)?;
-        let mut m = stored.clone().unwrap_or_default();
+        for attempt in 1.. {
+            let _lock = store.lock_local(MANIFEST_LOCK_KEY)?;
+            let (stored, expect) = Manifest::read_versioned(store)?;
+            let m = self.applied(stored)?;
+            if store.put_if(MANIFEST_KEY, m.to_bytes(), &expect)? {
+                break;
+            }
+            if attempt == MAX_WRITE_ATTEMPTS {
+                return Err(crate::store::StoreError::Conflict {
+                    at: store.location(MANIFEST_KEY),
+                }
+                .into());
+            }
+            log::debug!(
+                "{}: another writer changed it first; again (attempt {attempt})",
+                store.location(MANIFEST_KEY)
+            );
+            std::thread::sleep(retry_pause(attempt));
+        }
+        self.last_write = Some(Instant::now());
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// The manifest `stored` with this writer's changes, or a walk where it does not
+    /// match the folders' listings.
+    fn applied(&self, stored: Option<Manifest>) -> Result<Manifest, ArchiveError> {
+        let store = self.archive.store();
+        let walk = stored.is_none();
+        let mut m = stored.unwrap_or_default();
         for c in &self.pending {
             match c {
                 // A folder already listed keeps its time.
@@ -347,15 +404,12 @@ impl ManifestUpdater {
                 Change::Remove(k) => m.remove(k),
             }
         }
-        if stored.is_none() || !m.matches(store)? {
+        if walk || !m.matches(store)? {
             let mut walked = Manifest::from_entries(&self.archive.walk()?);
             walked.take_sizes(&m);
             m = walked;
         }
-        m.write(store)?;
-        self.last_write = Some(Instant::now());
-        self.pending.clear();
-        Ok(())
+        Ok(m)
     }
 }
 

@@ -12,12 +12,14 @@ use super::index::PageRow;
 use super::samples::SamplesWriter;
 use super::store::{Node, read_group_attrs, write_group, zarr_path};
 use super::{Archive, ArchiveError, RecordingMeta, STAGING_DIR, SampleKind, meta};
-use crate::store::{Location, Published, Store};
+use crate::store::{Expect, Location, Published, Store};
 
 /// Chunk length of `stream` in bytes (docs/FORMAT.md explains the choice).
 pub const STREAM_CHUNK: u64 = 1 << 20;
 /// Rows per chunk of `index`.
 const INDEX_CHUNK_ROWS: u64 = 65_536;
+/// Where claims of object-store targets are, below the staging prefix (`Claim`).
+const CLAIMS_DIR: &str = "claims";
 /// A remote staging prefix of another machine is taken for abandoned after this long.
 const REMOTE_STAGING_LEASE: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
 
@@ -152,6 +154,9 @@ impl StagedRecording {
             }
             return Ok(());
         }
+        // Nothing renames in an object store: the copy below would mix two imports'
+        // objects of one name, so only the holder of its claim copies.
+        let _claim = Claim::take(&self.store, &self.target, &self.rel)?;
         match read_group_attrs(&self.store, &self.target)? {
             Node::Missing => {}
             _ if !force => return Err(ArchiveError::Exists { path: target }),
@@ -164,6 +169,61 @@ impl StagedRecording {
         write_group(&self.store, &self.target, meta.to_attrs())?;
         // The recording is visible from here on; its staged copy is left for Drop.
         Ok(())
+    }
+}
+
+/// The right to write the recording at a target of an object store: an object
+/// created only if absent (`If-None-Match: *`) under `STAGING_DIR/CLAIMS_DIR`, named
+/// by the target and holding the staging name of its holder; removed when dropped. A
+/// claim whose holder is gone (a process of this machine no longer running, or older
+/// than the remote staging lease) is taken over.
+struct Claim<'a> {
+    store: &'a Store,
+    key: String,
+}
+
+impl<'a> Claim<'a> {
+    fn take(store: &'a Store, target: &str, holder: &str) -> Result<Claim<'a>, ArchiveError> {
+        let key = format!(
+            "{STAGING_DIR}/{CLAIMS_DIR}/{}",
+            target.replace('%', "%25").replace('/', "%2F")
+        );
+        let me = holder.rsplit('/').next().unwrap_or(holder).to_string();
+        for _ in 0..2 {
+            if store.put_if(&key, me.clone().into_bytes().into(), &Expect::Absent)? {
+                return Ok(Claim { store, key });
+            }
+            let by = store
+                .get(&key)?
+                .map(|o| String::from_utf8_lossy(&o.bytes).into_owned())
+                .unwrap_or_default();
+            if !is_abandoned(&by, false) {
+                return Err(ArchiveError::Busy {
+                    path: store.location(target),
+                    by,
+                });
+            }
+            log::info!(
+                "{}: taking over the claim of {by}, which is gone",
+                store.location(target)
+            );
+            store.erase(&key)?;
+        }
+        Err(ArchiveError::Busy {
+            path: store.location(target),
+            by: "claims keep changing".into(),
+        })
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.store.erase(&self.key) {
+            log::warn!(
+                "could not remove the claim {}: {e}",
+                self.store.location(&self.key)
+            );
+        }
     }
 }
 
@@ -276,6 +336,33 @@ pub fn ensure_folders(store: &Store, target: &str) -> Result<(), ArchiveError> {
     Ok(())
 }
 
+/// Whether the writer that named a staging entry `name` (`KIND-PID-NANOS-N-HOST`,
+/// see `staging_name`) is gone: a process of this machine (or any writer of a local
+/// store, which only this machine writes) that no longer runs, or a writer of
+/// another machine that started longer ago than the remote staging lease.
+fn is_abandoned(name: &str, local_store: bool) -> bool {
+    let mut parts = name.splitn(5, '-');
+    let (_kind, pid, nanos, _n, host) = (
+        parts.next(),
+        parts.next().and_then(|p| p.parse::<i32>().ok()),
+        parts.next().and_then(|p| p.parse::<u128>().ok()),
+        parts.next(),
+        parts.next(),
+    );
+    if local_store || host == Some(hostname().as_str()) {
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        !pid.is_some_and(|p| {
+            let rc = unsafe { libc::kill(p, 0) };
+            rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        })
+    } else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        nanos.is_some_and(|t| now.as_nanos().saturating_sub(t) > REMOTE_STAGING_LEASE.as_nanos())
+    }
+}
+
 /// Removes what imports that were killed left under the staging prefix: locally (or
 /// from this machine) those whose process is gone, from other machines those older
 /// than two days; and the recordings replaced or removed, once no reader has them
@@ -288,30 +375,12 @@ pub fn clean_stale_staging(archive: &Archive) {
     let Ok(names) = store.list_dirs(STAGING_DIR) else {
         return;
     };
-    let me = hostname();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let local_store = store.local_root().is_some();
     for name in names {
-        let mut parts = name.splitn(5, '-');
-        let (_kind, pid, nanos, _n, host) = (
-            parts.next(),
-            parts.next().and_then(|p| p.parse::<i32>().ok()),
-            parts.next().and_then(|p| p.parse::<u128>().ok()),
-            parts.next(),
-            parts.next(),
-        );
-        let local = store.local_root().is_some() || host == Some(me.as_str());
-        let stale = if local {
-            // SAFETY: kill with signal 0 only checks whether the process exists.
-            !pid.is_some_and(|p| {
-                let rc = unsafe { libc::kill(p, 0) };
-                rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-            })
-        } else {
-            nanos
-                .is_some_and(|t| now.as_nanos().saturating_sub(t) > REMOTE_STAGING_LEASE.as_nanos())
-        };
+        if name == CLAIMS_DIR {
+            continue;
+        }
+        let stale = is_abandoned(&name, local_store);
         if stale {
             let rel = format!("{STAGING_DIR}/{name}");
             if let Ok(true) = store.erase_unless_pinned(&rel) {

@@ -152,6 +152,7 @@ impl LocalStore {
             Ok(Object {
                 bytes: bytes.into(),
                 modified,
+                version: None,
             })
         };
         match read() {

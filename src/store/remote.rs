@@ -18,8 +18,8 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload,
-    RetryConfig,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload, RetryConfig, UpdateVersion,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -31,7 +31,7 @@ use zarrs::storage::{
 };
 
 use super::address::{Address, RemoteOptions};
-use super::{Location, Object, StoreError, StoreOptions};
+use super::{Expect, Location, Object, StoreError, StoreOptions};
 
 /// Folder listings asked for at once.
 const LISTINGS_IN_FLIGHT: usize = 32;
@@ -224,6 +224,15 @@ impl RemoteStore {
 
     pub(super) fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
         self.inner.put(key, bytes)
+    }
+
+    pub(super) fn put_if(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        expect: &Expect,
+    ) -> Result<(), StoreError> {
+        self.inner.put_if(key, bytes, expect)
     }
 
     pub(super) fn list_dirs(&self, rel: &str) -> Result<Vec<String>, StoreError> {
@@ -437,6 +446,8 @@ impl Inner {
         let at = self.location(key);
         match e {
             object_store::Error::NotFound { .. } => StoreError::NotFound { at },
+            object_store::Error::Precondition { .. }
+            | object_store::Error::AlreadyExists { .. } => StoreError::Conflict { at },
             object_store::Error::PermissionDenied { source, .. }
             | object_store::Error::Unauthenticated { source, .. } => StoreError::Denied {
                 at,
@@ -465,9 +476,11 @@ impl Inner {
             .get_opts(&self.path(key), GetOptions::default())
             .await?;
         let modified = r.meta.last_modified.into();
+        let version = r.meta.e_tag.clone();
         Ok(Object {
             bytes: r.bytes().await?,
             modified,
+            version,
         })
     }
 
@@ -552,6 +565,34 @@ impl Inner {
         self.count();
         self.run(key, self.client.put(&path, PutPayload::from(bytes)))
             .map(drop)
+    }
+
+    /// `put`, if the object is as `expect` says (`Conflict` otherwise).
+    fn put_if(&self, key: &str, bytes: Bytes, expect: &Expect) -> Result<(), StoreError> {
+        if !self.writable {
+            return Err(StoreError::ReadOnly {
+                at: self.location(key),
+            });
+        }
+        let mode = match expect {
+            Expect::Absent => PutMode::Create,
+            Expect::Version(v) => PutMode::Update(UpdateVersion {
+                e_tag: Some(v.clone()),
+                version: None,
+            }),
+        };
+        let opts = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        let path = self.path(key);
+        self.forget_prefetched(key);
+        self.count();
+        self.run(
+            key,
+            self.client.put_opts(&path, PutPayload::from(bytes), opts),
+        )
+        .map(drop)
     }
 
     /// Drops what was prefetched of `rel` and the keys below it, which this process is

@@ -1,10 +1,11 @@
-//! The servers the storage tests read archives from: an S3-compatible one (s3s-fs) and a
-//! plain HTTP one (nginx). Each test starts private instances on ports of their own, so
-//! tests run in parallel; an instance is killed when dropped.
+//! The servers the storage tests read archives from: S3-compatible ones (s3s-fs, and
+//! moto for what s3s-fs does not do: conditional writes) and a plain HTTP one (nginx).
+//! Each test starts private instances on ports of their own, so tests run in parallel;
+//! an instance is killed when dropped.
 //!
-//! scripts/setup.sh installs both: nginx-light from apt, s3s-fs with `cargo install` into
+//! scripts/setup.sh installs them: nginx-light from apt, s3s-fs with `cargo install` into
 //! `${ZARR_WAVFS_CACHE:-/var/cache/zarr-wavfs}/s3s-fs-0.14.1` (or set `ZARR_WAVFS_S3S_FS`
-//! to the binary).
+//! to the binary), moto's server with pip.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
@@ -496,5 +497,87 @@ impl ConnectionCounter {
     /// Connections made through the relay so far.
     pub fn connections(&self) -> usize {
         self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A running moto S3 server (in memory; it enforces `If-Match`/`If-None-Match` on
+/// writes, answering 412, which s3s-fs does not). Accepts any credentials.
+pub struct Moto {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub endpoint: String,
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Moto {
+    /// Starts `moto_server` on a free port; `None` (the test says it is skipped) when it
+    /// is not installed, which CI does not allow.
+    pub fn start() -> Option<Moto> {
+        if Command::new("moto_server").arg("--help").output().is_err() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "moto_server missing in CI (scripts/setup.sh installs it)"
+            );
+            eprintln!("SKIPPED: no moto_server; conditional-write tests not run");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("moto.log");
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let m = Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+            log,
+            _dir: dir,
+        };
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < S3_READY_TIMEOUT,
+                "moto_server not listening: {}",
+                std::fs::read_to_string(&m.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(m)
+    }
+
+    /// Creates bucket `name` (moto takes unsigned requests).
+    pub fn create_bucket(&self, name: &str) {
+        ureq::put(&format!("{}/{name}", self.endpoint))
+            .send_empty()
+            .unwrap_or_else(|e| panic!("creating bucket {name} in moto: {e}"));
+    }
+
+    /// The environment that points the binary at this server (and at nothing else of
+    /// AWS's).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "zarr-wavfs-test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "zarr-wavfs-test".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws/credentials".into(),
+            ),
+            ("AWS_CONFIG_FILE", "/nonexistent/aws/config".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
