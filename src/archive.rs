@@ -88,6 +88,10 @@ impl ArchiveError {
 /// A recording's archive-relative path with its metadata (or why it is unreadable).
 pub type RecordingListing = (String, Result<RecordingMeta, ArchiveError>);
 
+/// How long creating an archive waits for one that another process is creating at the
+/// same address to appear, before taking what is there for something else.
+const CREATION_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// One node of the archive tree.
 #[derive(Debug, Clone)]
 // Recordings outnumber folders in any real archive, so boxing the larger variant
@@ -193,6 +197,15 @@ impl Archive {
             return Self::open_at(address, options);
         }
         if !store.is_empty("")? {
+            // Another import may be creating the archive this moment (its temporary
+            // files come before the root's zarr.json): give it time to finish.
+            let t = std::time::Instant::now();
+            while t.elapsed() < CREATION_WAIT {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                if store.get("zarr.json")?.is_some() {
+                    return Self::open_at(address, options);
+                }
+            }
             return Err(ArchiveError::NotAnArchive {
                 path: store.location(""),
                 reason: "not empty and has no zarr.json".into(),

@@ -23,7 +23,7 @@ use zarrs::storage::ReadableWritableListableStorage;
 
 pub use address::{Address, RemoteOptions};
 use local::LocalStore;
-pub(crate) use local::unique;
+pub(crate) use local::{process_running, unique};
 use remote::RemoteStore;
 
 /// Where something is in a store, as a user would type it: a file system path or a
@@ -322,6 +322,14 @@ impl Store {
                 zarr,
             }
         }))
+    }
+
+    /// Removes the temporary files that writers of this machine which were killed
+    /// mid-write left (local stores; an object store's writes leave none).
+    pub fn clean_stale_temp_files(&self) {
+        if let Backend::Local(l) = &*self.backend {
+            l.clean_stale_temp_files();
+        }
     }
 
     /// Takes the exclusive lock of the file `key` of a local store (made if missing),

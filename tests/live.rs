@@ -594,3 +594,186 @@ fn serve_of_an_s3_archive_follows_it_every_refresh() {
         || !listing().contains("rec000.wav"),
     );
 }
+
+/// Where the concurrency checks run: a local directory, or a bucket of moto's S3.
+enum Place<'a> {
+    Local(PathBuf),
+    S3(&'a common::servers::Moto, String),
+}
+
+impl Place<'_> {
+    fn archive(&self) -> std::ffi::OsString {
+        match self {
+            Place::Local(p) => p.clone().into(),
+            Place::S3(_, url) => url.into(),
+        }
+    }
+
+    fn command(&self, args: &[std::ffi::OsString]) -> std::process::Command {
+        let refs: Vec<&dyn AsRef<std::ffi::OsStr>> = args
+            .iter()
+            .map(|a| a as &dyn AsRef<std::ffi::OsStr>)
+            .collect();
+        match self {
+            Place::Local(_) => {
+                let mut c = std::process::Command::new(common::bin());
+                c.args(args);
+                c
+            }
+            Place::S3(moto, _) => zw_s3(moto, &refs),
+        }
+    }
+
+    /// `-v COMMAND ARCHIVE ARGS...` (the log says whether the manifest was used).
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut a: Vec<std::ffi::OsString> = vec!["-v".into(), args[0].into(), self.archive()];
+        a.extend(args[1..].iter().map(|s| s.into()));
+        self.command(&a).output().unwrap()
+    }
+}
+
+/// Four importers of `per` recordings each at once, two of which also import the same
+/// `shared` names; then again with one importer killed half-way. Every recording committed
+/// is there and whole, each same-name race has one winner and a loser that says why,
+/// and a later import cleans up after the killed one.
+fn four_importers_at_once(place: &Place, dir: &Path, per: usize, shared: usize) {
+    let wavs = inputs(dir, per);
+    let batch = |team: &str| -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = vec!["import".into(), place.archive()];
+        a.extend(wavs.iter().map(|w| w.clone().into()));
+        a.extend(["--into".into(), team.into()]);
+        a
+    };
+    let shared_batch = || -> Vec<std::ffi::OsString> {
+        let mut a: Vec<std::ffi::OsString> = vec!["import".into(), place.archive()];
+        a.extend(wavs[..shared].iter().map(|w| w.clone().into()));
+        a.extend(["--into".into(), "shared".into()]);
+        a
+    };
+    let outs = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|i| {
+                let team = format!("team{i}");
+                let args = batch(&team);
+                s.spawn(move || {
+                    let own = place.command(&args).output().unwrap();
+                    // Importers 2 and 3 race for the same names too.
+                    let shared = (i >= 2).then(|| place.command(&shared_batch()).output().unwrap());
+                    (own, shared)
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    for (own, _) in &outs {
+        assert!(own.status.success(), "{}", stderr(own));
+    }
+    // Each shared name went to exactly one of the two; the other said why not.
+    let lost: usize = outs
+        .iter()
+        .filter_map(|(_, s)| s.as_ref())
+        .map(|o| {
+            let e = stderr(o);
+            e.lines()
+                .filter(|l| {
+                    l.contains("already exists") || l.contains("another import is writing it")
+                })
+                .count()
+        })
+        .sum();
+    assert_eq!(lost, shared, "each shared name has one loser");
+    for o in outs.iter().filter_map(|(_, s)| s.as_ref()) {
+        let lost_some =
+            stderr(o).contains("already exists") || stderr(o).contains("another import");
+        assert_eq!(
+            !o.status.success(),
+            lost_some,
+            "a loser exits non-zero: {}",
+            stderr(o)
+        );
+    }
+    let o = place.run(&["ls"]);
+    let listed = common::stdout(&o);
+    assert!(
+        !stderr(&o).contains("out of date"),
+        "the manifest lost an update: {}",
+        stderr(&o)
+    );
+    let count = listed.lines().filter(|l| l.contains(".wav")).count();
+    assert_eq!(count, 4 * per + shared, "{listed}");
+    let o = place.run(&["verify"]);
+    assert!(o.status.success(), "{}", common::stdout(&o));
+
+    // Again, into new folders, with one importer killed half-way.
+    let mut children: Vec<std::process::Child> = (0..4)
+        .map(|i| {
+            place
+                .command(&batch(&format!("again{i}")))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    children[0].kill().unwrap();
+    for c in &mut children {
+        c.wait().unwrap();
+    }
+    let o = place.run(&["ls"]);
+    let listed = common::stdout(&o);
+    for i in 1..4 {
+        let folder = listed
+            .split(&format!("again{i}/\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("again{i} missing: {listed}"));
+        let n = folder.lines().take_while(|l| l.starts_with("  ")).count();
+        assert_eq!(n, per, "again{i}: {listed}");
+    }
+    let o = place.run(&["verify"]);
+    assert!(o.status.success(), "after a kill: {}", common::stdout(&o));
+    // A later import removes what the killed one left. A server may still carry out
+    // a write the killed client had sent (an object store then shows an object after
+    // the client is gone), so the later import comes a moment later.
+    std::thread::sleep(Duration::from_secs(1));
+    let o = place.run(&["import", wavs[0].to_str().unwrap(), "--into", "later"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    if let Place::Local(arch) = place {
+        assert_eq!(
+            staged(arch),
+            Vec::<String>::new(),
+            "leftovers after a later import"
+        );
+    }
+    let o = place.run(&["verify"]);
+    assert!(
+        !common::stdout(&o).contains("leftover"),
+        "{}",
+        common::stdout(&o)
+    );
+}
+
+#[test]
+fn four_importers_at_once_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    four_importers_at_once(
+        &Place::Local(dir.path().join("arch.zarr")),
+        dir.path(),
+        25,
+        10,
+    );
+}
+
+#[test]
+fn four_importers_at_once_on_s3() {
+    let Some(moto) = common::servers::Moto::start() else {
+        return;
+    };
+    moto.create_bucket("lab");
+    let dir = tempfile::tempdir().unwrap();
+    // moto answers slowly (about 50 ms a request, and a commit takes dozens): fewer.
+    let place = Place::S3(&moto, "s3://lab/four.zarr".into());
+    four_importers_at_once(&place, dir.path(), 6, 3);
+}

@@ -20,6 +20,8 @@ pub const STREAM_CHUNK: u64 = 1 << 20;
 const INDEX_CHUNK_ROWS: u64 = 65_536;
 /// Where claims of object-store targets are, below the staging prefix (`Claim`).
 const CLAIMS_DIR: &str = "claims";
+/// The object of a claim, below its target's name.
+const CLAIM_HOLDER: &str = "holder";
 /// A remote staging prefix of another machine is taken for abandoned after this long.
 const REMOTE_STAGING_LEASE: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
 
@@ -172,11 +174,11 @@ impl StagedRecording {
     }
 }
 
-/// The right to write the recording at a target of an object store: an object
-/// created only if absent (`If-None-Match: *`) under `STAGING_DIR/CLAIMS_DIR`, named
-/// by the target and holding the staging name of its holder; removed when dropped. A
-/// claim whose holder is gone (a process of this machine no longer running, or older
-/// than the remote staging lease) is taken over.
+/// The right to write the recording at a target of an object store: the object
+/// `STAGING_DIR/CLAIMS_DIR/<target in hexadecimal>/holder`, created only if absent (`If-None-Match:
+/// *`) and holding the staging name of its holder; removed when dropped. A claim whose
+/// holder is gone (a process of this machine no longer running, or older than the
+/// remote staging lease) is taken over here and removed by `clean_stale_staging`.
 struct Claim<'a> {
     store: &'a Store,
     key: String,
@@ -184,19 +186,16 @@ struct Claim<'a> {
 
 impl<'a> Claim<'a> {
     fn take(store: &'a Store, target: &str, holder: &str) -> Result<Claim<'a>, ArchiveError> {
-        let key = format!(
-            "{STAGING_DIR}/{CLAIMS_DIR}/{}",
-            target.replace('%', "%25").replace('/', "%2F")
-        );
+        // Hexadecimal: any target is one plain key part (no `/`, nothing a store or
+        // its client would escape).
+        let name: String = target.bytes().map(|b| format!("{b:02x}")).collect();
+        let key = format!("{STAGING_DIR}/{CLAIMS_DIR}/{name}/{CLAIM_HOLDER}");
         let me = holder.rsplit('/').next().unwrap_or(holder).to_string();
         for _ in 0..2 {
             if store.put_if(&key, me.clone().into_bytes().into(), &Expect::Absent)? {
                 return Ok(Claim { store, key });
             }
-            let by = store
-                .get(&key)?
-                .map(|o| String::from_utf8_lossy(&o.bytes).into_owned())
-                .unwrap_or_default();
+            let by = claim_holder(store, &key)?;
             if !is_abandoned(&by, false) {
                 return Err(ArchiveError::Busy {
                     path: store.location(target),
@@ -214,6 +213,14 @@ impl<'a> Claim<'a> {
             by: "claims keep changing".into(),
         })
     }
+}
+
+/// The staging name in the claim at `key` ("" when it went meanwhile).
+fn claim_holder(store: &Store, key: &str) -> Result<String, ArchiveError> {
+    Ok(store
+        .get(key)?
+        .map(|o| String::from_utf8_lossy(&o.bytes).into_owned())
+        .unwrap_or_default())
 }
 
 impl Drop for Claim<'_> {
@@ -350,16 +357,32 @@ fn is_abandoned(name: &str, local_store: bool) -> bool {
         parts.next(),
     );
     if local_store || host == Some(hostname().as_str()) {
-        // SAFETY: kill with signal 0 only checks whether the process exists.
-        !pid.is_some_and(|p| {
-            let rc = unsafe { libc::kill(p, 0) };
-            rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-        })
+        !pid.is_some_and(crate::store::process_running)
     } else {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         nanos.is_some_and(|t| now.as_nanos().saturating_sub(t) > REMOTE_STAGING_LEASE.as_nanos())
+    }
+}
+
+/// Removes the claims of object-store targets whose holders are gone.
+fn clean_stale_claims(store: &Store) {
+    let dir = format!("{STAGING_DIR}/{CLAIMS_DIR}");
+    let Ok(targets) = store.list_dirs(&dir) else {
+        return;
+    };
+    for t in targets {
+        let key = format!("{dir}/{t}/{CLAIM_HOLDER}");
+        if let Ok(by) = claim_holder(store, &key)
+            && is_abandoned(&by, false)
+            && store.erase(&key).is_ok()
+        {
+            log::info!(
+                "removed the claim of {by}, which is gone: {}",
+                store.location(&key)
+            );
+        }
     }
 }
 
@@ -372,12 +395,14 @@ pub fn clean_stale_staging(archive: &Archive) {
     if !store.is_writable() {
         return;
     }
+    store.clean_stale_temp_files();
     let Ok(names) = store.list_dirs(STAGING_DIR) else {
         return;
     };
     let local_store = store.local_root().is_some();
     for name in names {
         if name == CLAIMS_DIR {
+            clean_stale_claims(store);
             continue;
         }
         let stale = is_abandoned(&name, local_store);

@@ -18,7 +18,7 @@ use super::tree::Changes;
 
 /// Changes that arrive together (an import writes several objects per commit) are
 /// taken in one refresh: after an event, wait this long for the rest.
-const SETTLE: Duration = Duration::from_millis(100);
+const SETTLE: Duration = Duration::from_millis(250);
 
 /// The refresh interval given as `secs` seconds (`--refresh`, `-o refresh=`); 0 is
 /// never.

@@ -84,6 +84,29 @@ impl LocalStore {
         })
     }
 
+    /// Removes the temporary files of `put_atomic` (`put-PID-…`) that a process which
+    /// no longer runs left in the staging directory (it was killed mid-write).
+    pub(super) fn clean_stale_temp_files(&self) {
+        let dir = self.root.join(TMP_DIR);
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in rd.filter_map(Result::ok) {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("put-"))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if e.file_type().is_ok_and(|t| t.is_file()) && !process_running(pid) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     /// Takes the exclusive `flock` of the file `key`, made if missing.
     pub(super) fn lock(&self, key: &str) -> Result<std::fs::File, StoreError> {
         let p = self.path(key);
@@ -274,6 +297,13 @@ impl LocalStore {
         fsync_dir(&parent).map_err(|e| StoreError::io(&parent, e))?;
         Ok(done)
     }
+}
+
+/// Whether process `pid` of this machine is running (signal 0 only checks).
+pub(crate) fn process_running(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 sends nothing.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// `flock(2)` on `f`, retried when interrupted.
