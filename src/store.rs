@@ -324,6 +324,15 @@ impl Store {
         }))
     }
 
+    /// Forgets what was fetched ahead of `rel` and the keys below it (a remote store's
+    /// prefetched objects and read-ahead ranges), because another process changed
+    /// them: later reads ask the store.
+    pub fn forget(&self, rel: &str) {
+        if let Backend::Remote(r) = &*self.backend {
+            r.forget(rel);
+        }
+    }
+
     /// Removes the temporary files that writers of this machine which were killed
     /// mid-write left (local stores; an object store's writes leave none).
     pub fn clean_stale_temp_files(&self) {

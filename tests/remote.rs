@@ -1125,3 +1125,90 @@ fn restoring_a_checkpoint_reads_its_warm_up_and_its_span_in_one_request() {
         "stream reads past the head: {stream_reads:#?}"
     );
 }
+
+/// An object store cannot keep an old version readable: a handle opened before its
+/// recording is re-imported must then give the old bytes or EIO for each read, never
+/// other bytes. The new recording has the same shape (same size, same chunk layout),
+/// the case where reading its objects at the old offsets would go unnoticed without
+/// the checks; one codec with CRCs per chunk (PCM) and one with them per frame (FLAC).
+#[test]
+fn a_handle_open_across_an_s3_reimport_reads_old_bytes_or_eio_never_others() {
+    if !fuse_available() {
+        return;
+    }
+    let fx = Setup::new();
+    for codec in ["pcm", "flac"] {
+        let old_wav = fx.dir.path().join(format!("{codec}_old/take.wav"));
+        let new_wav = fx.dir.path().join(format!("{codec}_new/take.wav"));
+        std::fs::create_dir_all(old_wav.parent().unwrap()).unwrap();
+        std::fs::create_dir_all(new_wav.parent().unwrap()).unwrap();
+        common::write_wav(&old_wav, 48_000, 2, 16, false, 48_000 * 20);
+        // The same shape, other samples.
+        let mut bytes = std::fs::read(&old_wav).unwrap();
+        for b in &mut bytes[44..] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&new_wav, bytes).unwrap();
+        let arch = format!("s3://lab/{codec}.zarr");
+        zw_ok(
+            Some(&fx.s3),
+            &[&"import", &arch, &old_wav, &"--codec", &codec],
+        );
+        let old = zw_ok(Some(&fx.s3), &[&"extract", &arch, &"take", &"-o", &"-"]);
+        let m = mount_s3(
+            &fx.s3,
+            &[],
+            &arch,
+            fx.dir.path(),
+            &format!("mnt_{codec}"),
+            &["--cache-size", "16KiB", "-o", "refresh=1"],
+        );
+        let path = m.path("take.wav");
+        let f = open_direct(&path).unwrap();
+        assert!(pread(&f, 0, 4096).unwrap() == old[..4096]);
+        zw_ok(
+            Some(&fx.s3),
+            &[&"import", &arch, &new_wav, &"--codec", &codec, &"--force"],
+        );
+        let new = zw_ok(Some(&fx.s3), &[&"extract", &arch, &"take", &"-o", &"-"]);
+        assert_eq!(new.len(), old.len(), "the same shape");
+        assert!(new != old);
+        const LEN: usize = 64 << 10;
+        let (mut exact, mut eio) = (0, 0);
+        for at in (4096..old.len()).step_by(LEN) {
+            match pread(&f, at as u64, LEN) {
+                Ok(got) => {
+                    let want = &old[at..(at + LEN).min(old.len())];
+                    assert!(
+                        got == want,
+                        "{codec}: a read at {at} of a handle opened before the re-import \
+                         gave bytes of neither version's place; log: {}",
+                        m.log()
+                    );
+                    exact += 1;
+                }
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{codec}: {e}");
+                    eio += 1;
+                }
+            }
+        }
+        eprintln!("{codec}: {exact} reads gave the old bytes, {eio} EIO");
+        assert!(
+            eio > 0,
+            "{codec}: the old objects are gone, so some reads must fail"
+        );
+        drop(f);
+        // New opens read the new recording (once the refresh has seen it).
+        let t = Instant::now();
+        while !std::fs::read(&path).is_ok_and(|b| b == new) {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "{codec}: a new open did not read the new version: {:?}; log: {}",
+                std::fs::read(&path).map(|b| b.len()),
+                m.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -175,8 +175,9 @@ impl StagedRecording {
 }
 
 /// The right to write the recording at a target of an object store: the object
-/// `STAGING_DIR/CLAIMS_DIR/<target in hexadecimal>/holder`, created only if absent (`If-None-Match:
-/// *`) and holding the staging name of its holder; removed when dropped. A claim whose
+/// `STAGING_DIR/CLAIMS_DIR/<target in hexadecimal>/holder`, created only if absent
+/// (`If-None-Match: *`) and holding the staging name of its holder; removed when
+/// dropped. A claim whose
 /// holder is gone (a process of this machine no longer running, or older than the
 /// remote staging lease) is taken over here and removed by `clean_stale_staging`.
 struct Claim<'a> {
@@ -191,11 +192,15 @@ impl<'a> Claim<'a> {
         let name: String = target.bytes().map(|b| format!("{b:02x}")).collect();
         let key = format!("{STAGING_DIR}/{CLAIMS_DIR}/{name}/{CLAIM_HOLDER}");
         let me = holder.rsplit('/').next().unwrap_or(holder).to_string();
-        for _ in 0..2 {
+        for _ in 0..3 {
             if store.put_if(&key, me.clone().into_bytes().into(), &Expect::Absent)? {
                 return Ok(Claim { store, key });
             }
             let by = claim_holder(store, &key)?;
+            if by.is_empty() {
+                // Released since: try again.
+                continue;
+            }
             if !is_abandoned(&by, false) {
                 return Err(ArchiveError::Busy {
                     path: store.location(target),

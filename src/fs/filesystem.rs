@@ -118,6 +118,11 @@ impl FileSystem {
             *current = Arc::new(next);
         }
         drop(current);
+        // What was fetched ahead of a recording another process replaced is the old
+        // version's: new opens must not read it.
+        for path in &changes.stale {
+            self.archive.store().forget(path);
+        }
         let tree = self.tree();
         // An open recording pins its directory (`Store::pin`): let go of the ones no
         // longer listed once no handle reads them, so their space can be freed.

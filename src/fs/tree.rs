@@ -60,6 +60,8 @@ pub struct Changes {
     pub dirs: Vec<Ino>,
     /// Nodes added (new, replaced or re-read ones included).
     pub added: usize,
+    /// Archive-relative paths of the recordings replaced or gone.
+    pub stale: Vec<String>,
 }
 
 impl Changes {
@@ -211,8 +213,11 @@ impl Tree {
                     (name, ino)
                 }
             };
-            if prior(&name).is_some_and(|i| i != ino) {
+            if let Some(i) = prior(&name).filter(|&i| i != ino) {
                 changes.gone.push((dir, name.clone()));
+                if matches!(old.nodes[i as usize - 1].kind, NodeKind::File { .. }) {
+                    changes.stale.push(old.nodes[i as usize - 1].path.clone());
+                }
             }
             self.by_name.insert((dir, name), ino);
             children.push(ino);
@@ -220,9 +225,12 @@ impl Tree {
         let kept: HashSet<Ino> = children.iter().copied().collect();
         for c in &before {
             if !kept.contains(c) {
-                let name = old.nodes[*c as usize - 1].name.clone();
-                if !changes.gone.contains(&(dir, name.clone())) {
-                    changes.gone.push((dir, name));
+                let gone = &old.nodes[*c as usize - 1];
+                if !changes.gone.contains(&(dir, gone.name.clone())) {
+                    changes.gone.push((dir, gone.name.clone()));
+                }
+                if !changes.stale.contains(&gone.path) {
+                    changes.stale.push(gone.path.clone());
                 }
             }
         }
@@ -418,6 +426,9 @@ mod tests {
         dirs.sort();
         assert_eq!(dirs, [ROOT, a]);
         assert_eq!(changes.added, 3, "z, b and w");
+        let mut stale = changes.stale.clone();
+        stale.sort();
+        assert_eq!(stale, ["a/y", "z"], "the recordings replaced or gone");
 
         // The old inodes still answer (open handles use them) but are not listed.
         assert!(t1.get(y).is_some() && t1.get(z).is_some());

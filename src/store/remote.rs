@@ -235,6 +235,10 @@ impl RemoteStore {
         self.inner.put_if(key, bytes, expect)
     }
 
+    pub(super) fn forget(&self, rel: &str) {
+        self.inner.forget_prefetched(rel);
+    }
+
     pub(super) fn list_dirs(&self, rel: &str) -> Result<Vec<String>, StoreError> {
         self.list_dirs_many(&[rel]).pop().expect("one listing")
     }
@@ -595,15 +599,17 @@ impl Inner {
         .map(drop)
     }
 
-    /// Drops what was prefetched of `rel` and the keys below it, which this process is
-    /// about to change.
+    /// Drops what was prefetched or read ahead of `rel` and the keys below it, which
+    /// this process is about to change (or another process changed).
     fn forget_prefetched(&self, rel: &str) {
         let rel = rel.trim_matches('/');
-        self.prefetched.lock().retain(|p| {
-            !(rel.is_empty()
-                || p.key == rel
-                || p.key.strip_prefix(rel).is_some_and(|r| r.starts_with('/')))
-        });
+        let below = |key: &str| {
+            rel.is_empty()
+                || key == rel
+                || key.strip_prefix(rel).is_some_and(|r| r.starts_with('/'))
+        };
+        self.prefetched.lock().retain(|p| !below(&p.key));
+        self.read_ahead.lock().retain(|a| !below(&a.key));
     }
 
     fn erase_rel(&self, rel: &str) -> Result<(), StoreError> {
