@@ -1212,3 +1212,58 @@ fn a_handle_open_across_an_s3_reimport_reads_old_bytes_or_eio_never_others() {
         }
     }
 }
+
+/// A mounted S3 archive follows it: a recording imported by another process shows
+/// within the refresh interval and reads as `extract` gives it; one removed goes.
+#[test]
+fn an_s3_mount_shows_imports_and_removals_of_other_processes() {
+    if !fuse_available() {
+        return;
+    }
+    let fx = Setup::new();
+    let arch = "s3://lab/live.zarr";
+    let wav = |name: &str| {
+        let p = fx.dir.path().join(format!("{name}.wav"));
+        common::write_wav(&p, 48_000, 1, 16, false, 48_000 * 3);
+        p
+    };
+    zw_ok(
+        Some(&fx.s3),
+        &[&"import", &arch, &wav("first"), &"--into", &"site1"],
+    );
+    let m = mount_s3(
+        &fx.s3,
+        &[],
+        arch,
+        fx.dir.path(),
+        "mnt",
+        &["-o", "refresh=1"],
+    );
+    let later = m.path("site1/later.wav");
+    assert!(!later.exists());
+    zw_ok(
+        Some(&fx.s3),
+        &[&"import", &arch, &wav("later"), &"--into", &"site1"],
+    );
+    // A refresh every second, and a commit's few requests: well within 5 s.
+    wait_until(
+        "the new recording in the mount",
+        Duration::from_secs(5),
+        || later.exists(),
+    );
+    let want = zw_ok(
+        Some(&fx.s3),
+        &[&"extract", &arch, &"site1/later", &"-o", &"-"],
+    );
+    assert!(
+        std::fs::read(&later).unwrap() == want,
+        "served bytes differ from extract"
+    );
+    zw_ok(Some(&fx.s3), &[&"rm", &arch, &"site1/first"]);
+    wait_until(
+        "the removed recording to go",
+        Duration::from_secs(5),
+        || !m.path("site1/first.wav").exists(),
+    );
+    assert!(later.exists());
+}
