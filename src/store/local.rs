@@ -54,7 +54,12 @@ impl LocalStore {
     /// a shared `flock` is taken on it, and files are reached through
     /// `/proc/self/fd/N`. [`erase_unless_pinned`](Self::erase_unless_pinned) leaves a
     /// directory alone while any process holds such a pin. `None` without /proc.
+    /// Each pin holds a descriptor, and a mount may hold hundreds: the first raises the
+    /// process's soft limit on open files to its hard limit; past that limit a
+    /// recording is read unpinned (with a warning) rather than not at all.
     pub(super) fn pin(&self, rel: &str) -> Result<Option<LocalStore>, StoreError> {
+        static RAISE: std::sync::Once = std::sync::Once::new();
+        RAISE.call_once(raise_open_file_limit);
         let path = self.path(rel);
         let shown = self.shown.join(rel.trim_matches('/'));
         for _ in 0..PIN_ATTEMPTS {
@@ -62,6 +67,10 @@ impl LocalStore {
                 Ok(d) => d,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(StoreError::NotFound { at: shown.into() });
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    log::warn!("{}: read unpinned: {e}", shown.display());
+                    return Ok(None);
                 }
                 Err(e) => return Err(StoreError::io(shown, e)),
             };
@@ -296,6 +305,21 @@ impl LocalStore {
         };
         fsync_dir(&parent).map_err(|e| StoreError::io(&parent, e))?;
         Ok(done)
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit.
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the one struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
     }
 }
 
