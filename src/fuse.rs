@@ -245,7 +245,8 @@ impl Filesystem for WavFs {
             Ok(file) => {
                 let fh = s.next_fh.fetch_add(1, Ordering::Relaxed);
                 s.handles.lock().insert(fh, Arc::new(file));
-                // The content never changes while mounted: keep the page cache.
+                // An inode's content never changes (a replaced recording is a new
+                // inode): keep the page cache.
                 reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
             }
             Err(e) => reply.error(errno(&e)),
