@@ -18,6 +18,7 @@ pub mod fs;
 pub mod fuse;
 pub mod import;
 pub mod input;
+mod le;
 pub mod mount;
 pub mod ops;
 pub mod serve;

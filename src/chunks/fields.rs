@@ -26,20 +26,15 @@ fn text(b: &[u8]) -> String {
 /// is decoded into its parts after the comment itself.
 fn info_list(b: &[u8]) -> Vec<Field> {
     let mut out = Vec::new();
-    let mut at = 4;
-    while at + 8 <= b.len() {
-        let size = u32::from_le_bytes(b[at + 4..at + 8].try_into().expect("4 bytes")) as usize;
-        let end = (at + 8).saturating_add(size).min(b.len());
-        let id = String::from_utf8_lossy(&b[at..at + 4]).into_owned();
-        let value = text(&b[at + 8..end]);
-        let moth = if id == "ICMT" {
+    for (id, body) in super::info::entries(b) {
+        let value = text(body);
+        let moth = if id == b"ICMT" {
             audiomoth(&value)
         } else {
             Vec::new()
         };
-        out.push((id, value));
+        out.push((String::from_utf8_lossy(id).into_owned(), value));
         out.extend(moth);
-        at = end + (size & 1);
     }
     out
 }

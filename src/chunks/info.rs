@@ -19,6 +19,25 @@ const MAPPING: [(&str, &[u8; 4]); 11] = [
     ("ENCODED_BY", b"ITCH"),
 ];
 
+/// The entries (id, text bytes) of the body of a `LIST` chunk of type `INFO`; none
+/// for another list type. An entry running past the end is cut there.
+pub fn entries(list: &[u8]) -> impl Iterator<Item = (&[u8; 4], &[u8])> {
+    let mut at = if list.starts_with(b"INFO") {
+        4
+    } else {
+        list.len()
+    };
+    std::iter::from_fn(move || {
+        let id: &[u8; 4] = list.get(at..)?.first_chunk()?;
+        let size = crate::le::u32_at(list, at + 4)? as usize;
+        let body = at + 8;
+        let end = body.saturating_add(size).min(list.len());
+        let entry = (id, &list[body..end]);
+        at = end.saturating_add(size & 1);
+        Some(entry)
+    })
+}
+
 /// The `LIST`/`INFO` chunk of the mapped comments (field names case-insensitive; the
 /// first value of a field; `DESCRIPTION` stands in for a missing `COMMENT`), or None when
 /// no comment maps. Each entry's text is NUL-terminated, as RIFF INFO strings are.
@@ -85,6 +104,20 @@ pub fn from_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Opti
 mod tests {
     use super::*;
     use crate::chunks::fields::fields;
+
+    #[test]
+    fn entries_follow_padding_and_stop_at_the_end() {
+        // "IART" of 3 bytes (a pad byte follows), then "ICMT" claiming more than is left.
+        let list = b"INFOIART\x03\0\0\0abc\0ICMT\x09\0\0\0hi";
+        let got: Vec<(&[u8; 4], &[u8])> = entries(list).collect();
+        assert_eq!(got, [(b"IART", &b"abc"[..]), (b"ICMT", &b"hi"[..])]);
+        assert_eq!(
+            entries(b"adtllabl\x04\0\0\0\x01\0\0\0").count(),
+            0,
+            "not INFO"
+        );
+        assert_eq!(entries(b"INFOIAR").count(), 0, "a cut header");
+    }
 
     #[test]
     fn mapped_fields_in_order() {

@@ -15,6 +15,7 @@
 use std::collections::HashSet;
 
 use super::{Chunk, ChunkId};
+use crate::le::u32_at;
 
 /// What the served file is of its recording.
 #[derive(Debug, Clone)]
@@ -149,10 +150,6 @@ pub fn served(kept: &[Chunk], ctx: &Context) -> Vec<Chunk> {
         }
     }
     out
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(*b.get(at..)?.first_chunk()?))
 }
 
 fn put_u32(b: &mut [u8], at: usize, v: u64) {

@@ -33,6 +33,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::chunks::{Chunk, ChunkId, Collector};
+use crate::le::{u16_at, u32_at, u64_at};
 
 use super::start_time;
 
@@ -398,18 +399,6 @@ fn convert(encoding: Encoding, shift: u32, bytes: &[u8]) -> Block {
     }
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(*b.get(at..)?.first_chunk()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(*b.get(at..)?.first_chunk()?))
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(*b.get(at..)?.first_chunk()?))
-}
-
 /// Up to `max` bytes at `offset` (fewer at the end of the file). Seeks relatively, so that
 /// a run of small chunks is read from the buffer rather than refilling it for each.
 fn read_at(r: &mut BufReader<File>, offset: u64, max: u64) -> std::io::Result<Vec<u8>> {
@@ -580,21 +569,9 @@ fn parse_ds64(b: &[u8]) -> Ds64 {
 
 /// The `ICMT` text of a `LIST` chunk of type `INFO`.
 fn info_comment(list: &[u8]) -> Option<String> {
-    if list.get(..4)? != b"INFO" {
-        return None;
-    }
-    let mut at = 4;
-    while let Some(size) = u32_at(list, at + 4) {
-        let body = at + 8;
-        let end = body.saturating_add(size as usize).min(list.len());
-        if &list[at..at + 4] == b"ICMT" {
-            let text = &list[body..end];
-            let text = text.split(|&b| b == 0).next().unwrap_or(text);
-            return Some(String::from_utf8_lossy(text).into_owned());
-        }
-        at = end + (size as usize & 1);
-    }
-    None
+    let (_, text) = crate::chunks::info::entries(list).find(|(id, _)| *id == b"ICMT")?;
+    let text = text.split(|&b| b == 0).next().unwrap_or(text);
+    Some(String::from_utf8_lossy(text).into_owned())
 }
 
 fn format_tag_name(tag: u16) -> String {
