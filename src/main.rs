@@ -210,7 +210,7 @@ enum Command {
         foreground: bool,
         /// Mount options, comma-separated (allow_other, allow_root, noauto_unmount,
         /// fsname=, subtype=, cache_size=, format=, threads=, time_expansion=,
-        /// time_expansion_above=, log=, noatime, ...).
+        /// time_expansion_above=, refresh=, log=, noatime, ...).
         #[arg(short = 'o', value_name = "OPT[,OPT...]")]
         options: Vec<String>,
         #[command(flatten)]
