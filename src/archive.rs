@@ -128,7 +128,6 @@ impl Entry {
 #[derive(Debug, Clone)]
 pub struct Archive {
     store: Store,
-    address: Address,
     /// When the root group was written.
     modified: SystemTime,
 }
@@ -146,18 +145,23 @@ impl Archive {
     /// format version. This is the first request to a remote store, so wrong
     /// credentials, a missing bucket or an unreachable server fail here.
     pub fn open_at(address: &Address, options: &StoreOptions) -> Result<Self, ArchiveError> {
-        let store = Store::open(address, options)?;
+        Self::open_store(Store::open(address, options)?)
+    }
+
+    /// Opens the archive at the root of `store`, checking the root group's marker and
+    /// format version.
+    pub fn open_store(store: Store) -> Result<Self, ArchiveError> {
         let root = store.location("");
         let (node, modified) = store::read_node(&store, "")?;
         let attrs = match node {
             store::Node::Group(attrs) => attrs,
             store::Node::Missing => {
                 // Say which part of a remote address is wrong.
-                let reason = match (address, store.is_empty("")) {
-                    (Address::S3 { .. }, Err(StoreError::NoSuchBucket { .. })) => {
-                        "no such bucket".into()
+                let reason = match store.is_empty("") {
+                    Err(StoreError::NoSuchBucket { .. }) => "no such bucket".into(),
+                    Ok(true) if store.local_root().is_none() => {
+                        "nothing is stored under this prefix".into()
                     }
-                    (Address::S3 { .. }, Ok(true)) => "nothing is stored under this prefix".into(),
                     _ => "no zarr.json".into(),
                 };
                 return Err(ArchiveError::NotAnArchive { path: root, reason });
@@ -170,11 +174,7 @@ impl Archive {
             }
         };
         meta::check_archive_marker(&root, &attrs)?;
-        Ok(Archive {
-            store,
-            address: address.clone(),
-            modified,
-        })
+        Ok(Archive { store, modified })
     }
 
     /// Creates a new archive in local directory `root` (which must not exist or be an
@@ -194,7 +194,7 @@ impl Archive {
     ) -> Result<Self, ArchiveError> {
         let store = Store::open(address, options)?;
         if store.get("zarr.json")?.is_some() {
-            return Self::open_at(address, options);
+            return Self::open_store(store);
         }
         if !store.is_empty("")? {
             // Another import may be creating the archive this moment (its temporary
@@ -203,7 +203,7 @@ impl Archive {
             while t.elapsed() < CREATION_WAIT {
                 std::thread::sleep(std::time::Duration::from_millis(20));
                 if store.get("zarr.json")?.is_some() {
-                    return Self::open_at(address, options);
+                    return Self::open_store(store);
                 }
             }
             return Err(ArchiveError::NotAnArchive {
@@ -212,7 +212,7 @@ impl Archive {
             });
         }
         store::write_group(&store, "", meta::archive_attrs())?;
-        Self::open_at(address, options)
+        Self::open_store(store)
     }
 
     /// The archive's store.
@@ -220,9 +220,9 @@ impl Archive {
         &self.store
     }
 
-    /// Where the archive is, as given.
-    pub fn address(&self) -> &Address {
-        &self.address
+    /// Where the archive is, as a user would write it.
+    pub fn address(&self) -> Location {
+        self.store.location("")
     }
 
     /// When the archive's root group was written.

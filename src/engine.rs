@@ -124,6 +124,11 @@ impl Recording {
         self.source.channels()
     }
 
+    /// Which opening this is: a recording opened again has another id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     pub fn frames(&self) -> u64 {
         self.source.frames()
     }

@@ -193,6 +193,22 @@ impl Store {
         Ok(Store { backend, zarr })
     }
 
+    /// The archive at the root of any `object_store` client (a cloud store of its own
+    /// kind, an in-memory one, or one of a test's that injects faults), its keys shown
+    /// as `base/KEY` in messages. It is written and listed like an S3 bucket.
+    pub fn from_object_store(
+        client: Arc<dyn object_store::ObjectStore>,
+        base: &str,
+        options: &StoreOptions,
+    ) -> Store {
+        let remote = RemoteStore::with_client(client, "", base.to_string(), true, true, options);
+        let zarr = remote.zarr();
+        Store {
+            backend: Arc::new(Backend::Remote(remote)),
+            zarr,
+        }
+    }
+
     /// The storage zarrs reads and writes arrays and groups through (node paths are
     /// archive-relative with a leading `/`).
     pub fn zarr(&self) -> ReadableWritableListableStorage {

@@ -143,6 +143,12 @@ impl WavFile {
         Self::new(rec, 0..frames, format, expansion)
     }
 
+    /// The same file over `rec`, another opening of the same recording.
+    pub fn reopened(&self, rec: Recording) -> Result<Self, WavError> {
+        let frames = self.first..self.first + self.layout.frames;
+        Self::new(rec, frames, self.layout.format, self.expansion)
+    }
+
     /// The time-expansion factor the file is served with.
     pub fn expansion(&self) -> Option<u32> {
         self.expansion

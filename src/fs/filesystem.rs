@@ -54,7 +54,11 @@ pub struct FileSystem {
 /// its reader's sequential-read detection.
 pub struct OpenFile {
     ino: Ino,
-    file: Arc<WavFile>,
+    /// The file's layout, which never changes while it is open.
+    layout: WavLayout,
+    /// The opened recording behind it; a read that finds it damaged may put a fresh
+    /// opening in its place (`FileSystem::read`).
+    file: RwLock<Arc<WavFile>>,
     detector: Mutex<SequentialDetector>,
 }
 
@@ -63,16 +67,25 @@ impl OpenFile {
         self.ino
     }
 
+    fn new(ino: Ino, file: Arc<WavFile>) -> Self {
+        OpenFile {
+            ino,
+            layout: file.layout().clone(),
+            file: RwLock::new(file),
+            detector: Mutex::new(SequentialDetector::new()),
+        }
+    }
+
     pub fn len(&self) -> u64 {
-        self.file.len()
+        self.layout.file_len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.file.is_empty()
+        self.len() == 0
     }
 
     pub fn layout(&self) -> &WavLayout {
-        self.file.layout()
+        &self.layout
     }
 }
 
@@ -181,11 +194,7 @@ impl FileSystem {
     /// Opens the served WAV file of recording `ino`.
     pub fn open(&self, ino: Ino) -> Result<OpenFile, FsError> {
         let file = self.whole(ino).inspect_err(|e| self.report(ino, e))?;
-        Ok(OpenFile {
-            ino,
-            file,
-            detector: Mutex::new(SequentialDetector::new()),
-        })
+        Ok(OpenFile::new(ino, file))
     }
 
     /// Opens a WAV file of frames `frames` of recording `ino` (clamped to it), in
@@ -206,11 +215,7 @@ impl FileSystem {
                     source,
                 }
             })?;
-        Ok(OpenFile {
-            ino,
-            file: Arc::new(file),
-            detector: Mutex::new(SequentialDetector::new()),
-        })
+        Ok(OpenFile::new(ino, Arc::new(file)))
     }
 
     /// Appends the bytes at `offset..offset + len` of `f` to `out` (fewer at the end of
@@ -222,7 +227,7 @@ impl FileSystem {
         len: u64,
         out: &mut Vec<u8>,
     ) -> Result<(), FsError> {
-        let file = &f.file;
+        let file = f.file.read().clone();
         let rec = file.recording();
         let spans = rec.span_count();
         let span_bytes =
@@ -242,14 +247,50 @@ impl FileSystem {
         // Readers keep what they were served (the kernel's page cache, an HTTP client):
         // spans a reader has passed need not stay decoded here too.
         rec.release(advice.passed);
-        file.read_at(offset, len, out).map_err(|source| {
-            let e = FsError::Codec {
-                path: self.path_of(f.ino),
-                source,
-            };
-            self.report(f.ino, &e);
-            e
-        })
+        let start = out.len();
+        let Err(source) = file.read_at(offset, len, out) else {
+            return Ok(());
+        };
+        // What looks damaged may be a remote store's passing fault kept in what was
+        // read at open (an index, CRCs) or fetched ahead: one more try, on the
+        // recording opened afresh, before the read fails.
+        if let Some(fresh) = self.reopen(f.ino, &file) {
+            out.truncate(start);
+            if fresh.read_at(offset, len, out).is_ok() {
+                *f.file.write() = fresh;
+                return Ok(());
+            }
+            out.truncate(start);
+        }
+        let e = FsError::Codec {
+            path: self.path_of(f.ino),
+            source,
+        };
+        self.report(f.ino, &e);
+        Err(e)
+    }
+
+    /// `file` (of inode `ino`) opened again from what the store holds now, forgetting
+    /// what was fetched of it before; `None` for a local store (which keeps nothing
+    /// fetched) or when the fresh opening fails or differs.
+    fn reopen(&self, ino: Ino, file: &Arc<WavFile>) -> Option<Arc<WavFile>> {
+        let store = self.archive.store();
+        if store.local_root().is_some() {
+            return None;
+        }
+        {
+            let mut files = self.files.lock();
+            if files
+                .get(&ino)
+                .is_some_and(|w| w.recording().id() == file.recording().id())
+            {
+                files.remove(&ino);
+            }
+        }
+        store.forget(&self.tree().get(ino)?.path);
+        let whole = self.whole(ino).ok()?;
+        let fresh = file.reopened(whole.recording().clone()).ok()?;
+        (fresh.layout() == file.layout()).then(|| Arc::new(fresh))
     }
 
     /// Calls `f` with frames `frames` of recording `ino` (clamped to it) as interleaved
@@ -294,10 +335,15 @@ impl FileSystem {
             .map_or_else(|| "?".into(), |n| n.path.clone())
     }
 
-    /// Logs a failure of inode `ino` the first time only.
+    /// Logs a failure of inode `ino` (the first time only), and has the store forget
+    /// what it fetched ahead of that recording: a damaged or stale answer kept there
+    /// must not fail the next try too.
     fn report(&self, ino: Ino, err: &FsError) {
         if matches!(err, FsError::NotFound | FsError::IsDir | FsError::NotDir) {
             return;
+        }
+        if let Some(node) = self.tree().get(ino) {
+            self.archive.store().forget(&node.path);
         }
         if self.reported.lock().insert(ino) {
             log::error!("{err}");
@@ -312,6 +358,20 @@ impl FileSystem {
             return Ok(f.clone());
         }
         let (path, info) = self.file_info(ino)?;
+        match self.open_whole(ino, &path, &info) {
+            // As in `reopen`: one more try with nothing fetched before.
+            Err(FsError::Codec { .. } | FsError::Changed { .. })
+                if self.archive.store().local_root().is_none() =>
+            {
+                self.archive.store().forget(&path);
+                self.open_whole(ino, &path, &info)
+            }
+            other => other,
+        }
+    }
+
+    fn open_whole(&self, ino: Ino, path: &str, info: &FileInfo) -> Result<Arc<WavFile>, FsError> {
+        let path = path.to_string();
         let codec = |source| FsError::Codec {
             path: path.clone(),
             source,

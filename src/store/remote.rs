@@ -18,8 +18,8 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
-    PutOptions, PutPayload, RetryConfig, UpdateVersion,
+    BackoffConfig, ClientOptions, GetOptions, GetRange, GetResult, ObjectStore, ObjectStoreExt,
+    PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -146,12 +146,27 @@ impl RemoteStore {
                 }
                 Address::Local(_) => unreachable!("local addresses open a LocalStore"),
             };
+        Ok(Self::with_client(
+            client, &prefix, base, writable, listable, options,
+        ))
+    }
+
+    /// The store over `client`, the archive at `prefix` ("" or without slashes at the
+    /// ends) in it, its keys shown below `base`.
+    pub(super) fn with_client(
+        client: Arc<dyn ObjectStore>,
+        prefix: &str,
+        base: String,
+        writable: bool,
+        listable: bool,
+        options: &StoreOptions,
+    ) -> Self {
         let prefix = if prefix.is_empty() {
-            prefix
+            String::new()
         } else {
             format!("{prefix}/")
         };
-        Ok(RemoteStore {
+        RemoteStore {
             inner: Arc::new(Inner {
                 client,
                 prefix,
@@ -163,7 +178,7 @@ impl RemoteStore {
                 read_ahead: Mutex::new(VecDeque::new()),
                 prefetched: Mutex::new(VecDeque::new()),
             }),
-        })
+        }
     }
 
     pub(super) fn zarr(&self) -> ReadableWritableListableStorage {
@@ -481,8 +496,9 @@ impl Inner {
             .await?;
         let modified = r.meta.last_modified.into();
         let version = r.meta.e_tag.clone();
+        let want = 0..r.meta.size;
         Ok(Object {
-            bytes: r.bytes().await?,
+            bytes: whole_body(r, want).await?,
             modified,
             version,
         })
@@ -525,14 +541,15 @@ impl Inner {
 
     async fn fetch(&self, key: &str, range: GetRange) -> object_store::Result<Bytes> {
         let opts = GetOptions {
-            range: Some(range),
+            range: Some(range.clone()),
             ..GetOptions::default()
         };
-        self.client
-            .get_opts(&self.path(key), opts)
-            .await?
-            .bytes()
-            .await
+        let r = self.client.get_opts(&self.path(key), opts).await?;
+        let want = match range {
+            GetRange::Bounded(b) => b.start..b.end.min(r.meta.size),
+            _ => r.range.clone(),
+        };
+        whole_body(r, want).await
     }
 
     /// The bytes of `range` if a read-ahead holds them (waiting for it if it is still
@@ -696,6 +713,29 @@ impl Inner {
                 .collect(),
         ))
     }
+}
+
+/// The body of `r`, if it is exactly the bytes `want` of the object: a server (or a
+/// proxy) that answers another range or ends the body early gives an error, not
+/// bytes that a reader would take for the ones asked for.
+async fn whole_body(r: GetResult, want: Range<u64>) -> object_store::Result<Bytes> {
+    let (range, size) = (r.range.clone(), r.meta.size);
+    let bytes = r.bytes().await?;
+    if range != want || bytes.len() as u64 != want.end - want.start {
+        return Err(object_store::Error::Generic {
+            store: "zarr-wavfs",
+            source: format!(
+                "asked for bytes {}..{} of {size}, the answer held {} bytes for {}..{}",
+                want.start,
+                want.end,
+                bytes.len(),
+                range.start,
+                range.end
+            )
+            .into(),
+        });
+    }
+    Ok(bytes)
 }
 
 fn first_line(s: &str) -> String {

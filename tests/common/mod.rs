@@ -2,6 +2,7 @@
 //! oracle, and running the real binary.
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod faulty;
 pub mod mount;
 pub mod serve;
 pub mod servers;
