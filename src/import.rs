@@ -1,6 +1,8 @@
 //! `import`: WAV and Ogg Opus files into an archive, each recording committed atomically.
 
+use std::collections::HashSet;
 use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -15,6 +17,7 @@ use crate::archive::{Archive, ArchiveError, RecordingMeta, SampleKind, SourceInf
 use crate::codec::CodecError;
 use crate::codec::flac::{self, FlacEncoder, FlacError};
 use crate::codec::opus::{CheckpointsAt, OggOpusEncoder, write_checkpoints};
+use crate::fs::shown_name;
 use crate::input::{self, Block, InputError, InputReader, InputSpec, SampleKind as InKind};
 use crate::store::Location;
 use parking_lot::Mutex;
@@ -68,6 +71,8 @@ impl Default for ImportOptions {
 pub enum ImportError {
     #[error("{path}: {message}")]
     Input { path: PathBuf, message: String },
+    #[error("{0}")]
+    Usage(String),
     #[error(transparent)]
     Read(#[from] InputError),
     #[error(transparent)]
@@ -90,22 +95,31 @@ pub struct Job {
     pub target: String,
 }
 
+/// Longest file name the mount can show (statfs says so; `cp -r` of a longer one fails).
+const NAME_MAX: usize = 255;
+
 /// Expands inputs into jobs: a directory contributes its audio files recursively, its
-/// sub-folders becoming folders in the archive.
+/// sub-folders becoming folders in the archive. Only regular files are imported (a
+/// FIFO or a device would block the import or never end); a directory reached again
+/// through a link is not walked twice.
 pub fn plan(inputs: &[PathBuf], into: &str) -> Result<Vec<Job>, ImportError> {
+    check_into(into)?;
     let mut jobs = Vec::new();
+    let mut walked = HashSet::new();
     for input in inputs {
         let md = std::fs::metadata(input).map_err(|e| input_err(input, e.to_string()))?;
         if md.is_dir() {
-            walk_dir(input, &join(into, &sanitise(&file_name(input))), &mut jobs)?;
+            let target = join(into, &sanitise(&file_name(input)));
+            walk_dir(input, &md, &target, &mut walked, &mut jobs)?;
         } else {
+            check_regular(input, &md)?;
             jobs.push(Job {
                 input: input.clone(),
                 target: join(into, &sanitise(&stem(input))),
             });
         }
     }
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for j in &jobs {
         if !seen.insert(j.target.clone()) {
             return Err(input_err(
@@ -113,20 +127,89 @@ pub fn plan(inputs: &[PathBuf], into: &str) -> Result<Vec<Job>, ImportError> {
                 format!("two inputs would both become \"{}\"", j.target),
             ));
         }
+        for (n, part) in j.target.split('/').enumerate() {
+            let last = n == j.target.split('/').count() - 1;
+            if shown_name(part, last).len() > NAME_MAX {
+                return Err(input_err(
+                    &j.input,
+                    format!(
+                        "its archive name \"{part}\" would be shown as a file name longer \
+                         than {NAME_MAX} bytes; rename it (or use --into with a shorter folder)"
+                    ),
+                ));
+            }
+        }
     }
     Ok(jobs)
 }
 
-fn walk_dir(dir: &Path, target: &str, jobs: &mut Vec<Job>) -> Result<(), ImportError> {
+/// Refuses an `--into` folder path that is not made of names an import would give
+/// (empty, `.`, `..`, hidden or reserved parts would put recordings outside the
+/// archive or where nothing shows them).
+fn check_into(into: &str) -> Result<(), ImportError> {
+    if into.is_empty() {
+        return Ok(());
+    }
+    for part in into.split('/') {
+        if part.is_empty() || sanitise(part) != part {
+            return Err(ImportError::Usage(format!(
+                "--into \"{into}\": \"{part}\" cannot be a folder name (folder names are \
+                 not empty, not \".\" or \"..\", and do not start with \".\" or \"__\")"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_regular(path: &Path, md: &std::fs::Metadata) -> Result<(), ImportError> {
+    if md.is_file() {
+        return Ok(());
+    }
+    let ft = md.file_type();
+    let kind = if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(input_err(
+        path,
+        format!("{kind}: only regular files are imported"),
+    ))
+}
+
+fn walk_dir(
+    dir: &Path,
+    md: &std::fs::Metadata,
+    target: &str,
+    walked: &mut HashSet<(u64, u64)>,
+    jobs: &mut Vec<Job>,
+) -> Result<(), ImportError> {
+    if !walked.insert((md.dev(), md.ino())) {
+        log::warn!(
+            "{}: skipped, a link to a folder already imported",
+            dir.display()
+        );
+        return Ok(());
+    }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| input_err(dir, e.to_string()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     entries.sort();
     for p in entries {
-        if p.is_dir() {
-            walk_dir(&p, &join(target, &sanitise(&file_name(&p))), jobs)?;
+        let Ok(md) = std::fs::metadata(&p) else {
+            log::warn!("{}: skipped, a broken link", p.display());
+            continue;
+        };
+        if md.is_dir() {
+            let target = join(target, &sanitise(&file_name(&p)));
+            walk_dir(&p, &md, &target, walked, jobs)?;
         } else if input::is_audio_name(&p) {
+            check_regular(&p, &md)?;
             jobs.push(Job {
                 input: p.clone(),
                 target: join(target, &sanitise(&stem(&p))),

@@ -8,8 +8,15 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::os::unix::fs::OpenOptionsExt;
+
 use zarrs::filesystem::FilesystemStore;
-use zarrs::storage::ReadableWritableListableStorage;
+use zarrs::storage::byte_range::ByteRangeIterator;
+use zarrs::storage::{
+    Bytes, ListableStorageTraits, MaybeBytesIterator, OffsetBytesIterator, ReadableStorageTraits,
+    ReadableWritableListableStorage, StorageError, StoreKey, StoreKeys, StoreKeysPrefixes,
+    StorePrefix, WritableStorageTraits,
+};
 
 use super::{Location, Object, Published, StoreError};
 
@@ -22,7 +29,7 @@ pub(super) struct LocalStore {
     root: PathBuf,
     /// Where messages say they are (the same, except for a pinned directory).
     shown: PathBuf,
-    fs: Arc<FilesystemStore>,
+    fs: Arc<RegularFiles>,
     /// The pinned directory `root` reaches, with a shared lock held on it (`pin`).
     _pin: Option<OwnedFd>,
 }
@@ -44,7 +51,7 @@ impl LocalStore {
         Ok(LocalStore {
             root: root.to_path_buf(),
             shown: shown.to_path_buf(),
-            fs: Arc::new(fs),
+            fs: Arc::new(RegularFiles(fs)),
             _pin: pin,
         })
     }
@@ -63,7 +70,7 @@ impl LocalStore {
         let path = self.path(rel);
         let shown = self.shown.join(rel.trim_matches('/'));
         for _ in 0..PIN_ATTEMPTS {
-            let dir = match std::fs::File::open(&path) {
+            let dir = match open_dir(&path) {
                 Ok(d) => d,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(StoreError::NotFound { at: shown.into() });
@@ -134,7 +141,7 @@ impl LocalStore {
     /// deleting keeps a pin from being taken half-way.
     pub(super) fn erase_unless_pinned(&self, rel: &str) -> Result<bool, StoreError> {
         let p = self.path(rel);
-        let dir = match std::fs::File::open(&p) {
+        let dir = match open_dir(&p) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
             Err(e) => return Err(StoreError::io(p, e)),
@@ -177,7 +184,7 @@ impl LocalStore {
     pub(super) fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
         let p = self.path(key);
         let read = || -> std::io::Result<Object> {
-            let f = std::fs::File::open(&p)?;
+            let f = open_regular(&p)?;
             let modified = f.metadata()?.modified()?;
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut &f, &mut bytes)?;
@@ -264,7 +271,7 @@ impl LocalStore {
     /// zarrs opens a file for every read, so the kernel's readahead, which follows one
     /// open file, never sees a sequential reader's chunk reads as sequential.
     pub(super) fn will_need(&self, key: &str, range: Range<u64>) {
-        if let Ok(file) = std::fs::File::open(self.path(key)) {
+        if let Ok(file) = open_regular(&self.path(key)) {
             // SAFETY: a valid open descriptor; fadvise only schedules reads.
             unsafe {
                 libc::posix_fadvise(
@@ -309,6 +316,114 @@ impl LocalStore {
 }
 
 /// Raises the soft limit on open files to the hard limit.
+/// `path` opened for reading if it is a regular file. Anything else where an object
+/// should be is an error (`EISDIR` for a directory) — and never a wait: opening a FIFO
+/// would block until a writer came, a device could be read forever.
+fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let md = f.metadata()?;
+    if md.is_dir() {
+        return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
+    }
+    if !md.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(f)
+}
+
+/// The directory `path`, opened to be locked (`ENOTDIR` for anything else, without
+/// waiting on a FIFO).
+fn open_dir(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// zarrs' `FilesystemStore`, refusing to read anything but regular files (which it
+/// would open and block on or read forever, see `open_regular`).
+#[derive(Debug)]
+struct RegularFiles(FilesystemStore);
+
+impl RegularFiles {
+    fn check(&self, key: &StoreKey) -> Result<(), StorageError> {
+        match std::fs::metadata(self.0.key_to_fspath(key)) {
+            // The key, not the path: a pinned store's path is /proc/self/fd/N/….
+            Ok(md) if !md.is_file() && !md.is_dir() => Err(StorageError::Other(format!(
+                "{}: not a regular file",
+                key.as_str()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl ReadableStorageTraits for RegularFiles {
+    fn get_partial_many<'a>(
+        &'a self,
+        key: &StoreKey,
+        byte_ranges: ByteRangeIterator<'a>,
+    ) -> Result<MaybeBytesIterator<'a>, StorageError> {
+        self.check(key)?;
+        self.0.get_partial_many(key, byte_ranges)
+    }
+
+    fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
+        self.0.size_key(key)
+    }
+
+    fn supports_get_partial(&self) -> bool {
+        self.0.supports_get_partial()
+    }
+}
+
+impl WritableStorageTraits for RegularFiles {
+    fn set(&self, key: &StoreKey, value: Bytes) -> Result<(), StorageError> {
+        self.0.set(key, value)
+    }
+
+    fn set_partial_many(
+        &self,
+        key: &StoreKey,
+        offset_values: OffsetBytesIterator,
+    ) -> Result<(), StorageError> {
+        self.0.set_partial_many(key, offset_values)
+    }
+
+    fn erase(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.0.erase(key)
+    }
+
+    fn erase_prefix(&self, prefix: &StorePrefix) -> Result<(), StorageError> {
+        self.0.erase_prefix(prefix)
+    }
+
+    fn supports_set_partial(&self) -> bool {
+        self.0.supports_set_partial()
+    }
+}
+
+impl ListableStorageTraits for RegularFiles {
+    fn list(&self) -> Result<StoreKeys, StorageError> {
+        self.0.list()
+    }
+
+    fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
+        self.0.list_prefix(prefix)
+    }
+
+    fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
+        self.0.list_dir(prefix)
+    }
+
+    fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
+        self.0.size_prefix(prefix)
+    }
+}
+
 fn raise_open_file_limit() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,

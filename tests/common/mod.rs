@@ -98,6 +98,30 @@ pub fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
     c.env("RUST_LOG", "warn").output().unwrap()
 }
 
+/// `run`, but a run past `limit` is killed and fails the test as a hang.
+pub fn run_bounded(args: &[&dyn AsRef<std::ffi::OsStr>], limit: std::time::Duration) -> Output {
+    let mut c = Command::new(bin());
+    for a in args {
+        c.arg(a);
+    }
+    let mut child = c
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > limit {
+            child.kill().unwrap();
+            let o = child.wait_with_output().unwrap();
+            panic!("hung: zarr-wavfs {:?}; stderr: {}", args.iter().map(|a| a.as_ref().to_owned()).collect::<Vec<_>>(), stderr(&o));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
