@@ -25,9 +25,9 @@ pub use store::{RecordingStore, StreamBytes};
 /// Attribute key under which every zarr-wavfs node keeps its metadata.
 pub const ATTR_KEY: &str = "zarr_wavfs";
 /// The format version this build writes.
-pub const FORMAT_VERSION: u64 = 4;
+pub const FORMAT_VERSION: u64 = 5;
 /// The format versions this build reads (docs/FORMAT.md, "Versions").
-pub const READ_VERSIONS: [u64; 4] = [1, 2, 3, 4];
+pub const READ_VERSIONS: [u64; 5] = [1, 2, 3, 4, 5];
 /// Directory (inside the archive) where imports build recordings before committing them.
 pub const STAGING_DIR: &str = ".zarr-wavfs-staging";
 

@@ -514,6 +514,7 @@ fn base_meta(codec: Codec, spec: &InputSpec, frames: u64) -> RecordingMeta {
         index_rows: 0,
         index_sha256: String::new(),
         chunks: Vec::new(),
+        meta_sha256: String::new(),
     }
 }
 
@@ -651,6 +652,7 @@ fn store_opus(
         index_rows: layout.rows.len() as u64,
         index_sha256: index::digest(&layout.rows),
         chunks: Vec::new(),
+        meta_sha256: String::new(),
     };
     let mapping = layout.head.mapping;
     let index = PageIndex::new(layout.rows, meta.stream_bytes);

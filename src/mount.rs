@@ -75,6 +75,29 @@ pub struct Options {
     pub refresh: Duration,
 }
 
+/// `value` for an option that fuser hands to fusermount3, which splits its option list
+/// at commas not escaped by `\\`: so an archive named `a,rw` stays one `fsname`. fuser
+/// calls fusermount3 for `auto_unmount` and when it may not mount(2) itself (not
+/// root); otherwise the value goes to mount(2) as it is.
+fn fusermount_value(value: &str, auto_unmount: bool) -> String {
+    if !auto_unmount && is_root() {
+        return value.to_string();
+    }
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if c == ',' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Parses `-o` options over the defaults in `args`: `ro` (always), `auto_unmount`
 /// (unless `noauto_unmount`), `default_permissions`, `nodev`, `nosuid`,
 /// `fsname=ARCHIVE`, `subtype=zarr-wavfs`. Our own settings may also be given as
@@ -182,7 +205,7 @@ pub fn parse_options(args: &MountArgs, archive: &Address) -> Result<Options, Mou
     // fusermount3 implements auto_unmount only together with allow_other (fuser then
     // admits root and the owner itself), which a non-root user may ask for only when
     // /etc/fuse.conf has `user_allow_other`.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = is_root();
     if auto_unmount && acl.is_none() && !root && !fuse_conf_allows_other() {
         log::warn!(
             "mounting without auto_unmount (it needs user_allow_other in /etc/fuse.conf): \
@@ -200,8 +223,8 @@ pub fn parse_options(args: &MountArgs, archive: &Address) -> Result<Options, Mou
         MountOption::DefaultPermissions,
         MountOption::NoDev,
         MountOption::NoSuid,
-        MountOption::FSName(fsname),
-        MountOption::Subtype(subtype),
+        MountOption::FSName(fusermount_value(&fsname, auto_unmount)),
+        MountOption::Subtype(fusermount_value(&subtype, auto_unmount)),
     ];
     if auto_unmount {
         mount_options.push(MountOption::AutoUnmount);
@@ -440,7 +463,7 @@ fn serve(
 /// Detaches the mount at `mp` (`umount -l`): the session loop then ends as soon as no
 /// file of the mount is open.
 fn lazy_unmount(mp: &Path) -> std::io::Result<()> {
-    if unsafe { libc::geteuid() } == 0 {
+    if is_root() {
         let c = std::ffi::CString::new(mp.as_os_str().as_encoded_bytes())?;
         // SAFETY: a NUL-terminated path and a valid flag.
         if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
@@ -528,7 +551,7 @@ mod tests {
         assert!(m.contains(&MountOption::RO));
         assert!(m.contains(&MountOption::FSName("/srv/archive".into())));
         assert!(m.contains(&MountOption::Subtype("zarr-wavfs".into())));
-        if unsafe { libc::geteuid() } == 0 {
+        if is_root() {
             assert!(m.contains(&MountOption::AutoUnmount));
             assert_eq!(o.config.acl, SessionACL::RootAndOwner);
         }

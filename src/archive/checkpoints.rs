@@ -291,6 +291,11 @@ impl StoredCheckpoints {
     }
 
     /// Whether `state` is checkpoint `j`'s state: its digest matches.
+    /// Where each checkpoint is: (packet, decoder sample).
+    pub fn positions(&self) -> Vec<(u64, u64)> {
+        self.rows.iter().map(|r| (r.packet, r.sample)).collect()
+    }
+
     pub fn check(&self, j: usize, state: &[u8]) -> Result<(), ArchiveError> {
         match self.rows.get(j) {
             Some(row) if state_digest(row.packet, row.sample, state) == row.digest => Ok(()),

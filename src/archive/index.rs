@@ -216,6 +216,13 @@ impl PageIndex {
         self.rows.last().map_or(0, |r| r.samples_done)
     }
 
+    /// The granule position of the last page that has one (48 kHz units): where the
+    /// stream says its audio ends, pre-skip included.
+    pub fn final_granule(&self) -> Option<u64> {
+        let r = self.rows.iter().rev().find(|r| r.granule >= 0)?;
+        Some(r.granule as u64)
+    }
+
     /// Audio packets completed before page `k`.
     pub fn packets_before(&self, k: usize) -> u64 {
         if k == 0 {

@@ -5,6 +5,7 @@ use crate::store::Location;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use super::{ATTR_KEY, ArchiveError, FORMAT_VERSION, READ_VERSIONS};
 
@@ -99,6 +100,11 @@ pub struct RecordingMeta {
     /// docs/FORMAT.md, "Kept chunks").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chunks: Vec<Chunk>,
+    /// SHA-256 of the other fields (format version 5; see [`RecordingMeta::digest`]).
+    /// Every read depends on them: one flipped bit in `sample_format` or `frames` would
+    /// otherwise serve other samples without an error.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub meta_sha256: String,
 }
 
 impl RecordingMeta {
@@ -113,15 +119,47 @@ impl RecordingMeta {
         Ok(m)
     }
 
-    /// Checks the metadata as readers do; `dir` labels errors. Writers call it too, so
-    /// nothing is committed that readers would refuse.
+    /// SHA-256 (lower-case hex) of the metadata as this type writes it as JSON, with
+    /// `meta_sha256` left out: the fields in declaration order, defaults omitted
+    /// (docs/FORMAT.md, "Metadata digest").
+    pub fn digest(&self) -> String {
+        let unsealed = RecordingMeta {
+            meta_sha256: String::new(),
+            ..self.clone()
+        };
+        hex::encode(Sha256::digest(
+            serde_json::to_vec(&unsealed).expect("serialisable"),
+        ))
+    }
+
+    /// The metadata as it is written: with its digest.
+    pub fn sealed(&self) -> RecordingMeta {
+        RecordingMeta {
+            meta_sha256: self.digest(),
+            ..self.clone()
+        }
+    }
+
+    /// Checks the metadata as readers do; `dir` labels errors. Writers check what they
+    /// write (`sealed()`) too, so nothing is committed that readers would refuse.
     pub fn validate(&self, dir: &Location) -> Result<(), ArchiveError> {
         let bad = |msg: String| Err(ArchiveError::metadata(dir, msg));
+        // First, so that a damaged field is reported as damage, whichever it is
+        // (format_version included: a digest is checked whatever the version says).
+        if !self.meta_sha256.is_empty() && self.meta_sha256 != self.digest() {
+            return Err(ArchiveError::damaged(
+                dir,
+                "recording metadata does not match its meta_sha256",
+            ));
+        }
         if !READ_VERSIONS.contains(&self.format_version) {
             return bad(format!(
                 "format_version {} is not supported (this build reads {READ_VERSIONS:?})",
                 self.format_version
             ));
+        }
+        if self.format_version >= 5 && self.meta_sha256.is_empty() {
+            return bad("meta_sha256 is missing (format version 5 requires it)".into());
         }
         let Some(kind) = SampleKind::parse(&self.sample_format) else {
             return bad(format!(
@@ -219,11 +257,12 @@ impl RecordingMeta {
         self.frames as f64 / f64::from(self.original_sample_rate)
     }
 
+    /// The `zarr_wavfs` attribute as written: sealed with its digest.
     pub fn to_attrs(&self) -> Attrs {
         let mut m = Attrs::new();
         m.insert(
             ATTR_KEY.into(),
-            serde_json::to_value(self).expect("serialisable"),
+            serde_json::to_value(self.sealed()).expect("serialisable"),
         );
         m
     }
@@ -354,7 +393,59 @@ pub fn check_archive_marker(root: &Location, attrs: &Attrs) -> Result<(), Archiv
 
 #[cfg(test)]
 mod tests {
-    use super::parse_utc;
+    use super::{RecordingMeta, parse_utc};
+    use crate::store::Location;
+    use serde_json::{Value, json};
+
+    fn pcm_attrs() -> serde_json::Map<String, Value> {
+        let meta: RecordingMeta = serde_json::from_value(json!({
+            "kind": "recording", "format_version": 5, "codec": "pcm", "channels": 2,
+            "frames": 48000, "sample_rate": 48000, "original_sample_rate": 48000,
+            "sample_format": "int16", "start_time": "2025-06-01T04:00:00Z"
+        }))
+        .unwrap();
+        meta.to_attrs()
+    }
+
+    fn read(attrs: &serde_json::Map<String, Value>) -> Result<RecordingMeta, String> {
+        RecordingMeta::from_attrs(&Location::from(std::path::Path::new("/a/rec")), attrs)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_digest_covers_every_field_and_the_version() {
+        let attrs = pcm_attrs();
+        assert!(read(&attrs).is_ok());
+        for (field, value) in [
+            ("sample_format", json!("int12")),
+            ("frames", json!(48001)),
+            ("format_version", json!(4)),
+            ("start_time", json!("2025-06-01T04:00:01Z")),
+            ("channels", json!(1)),
+        ] {
+            let mut a = attrs.clone();
+            a["zarr_wavfs"][field] = value;
+            let e = read(&a).unwrap_err();
+            assert!(e.contains("does not match its meta_sha256"), "{field}: {e}");
+        }
+        // Fields another tool added mean nothing to a read and are not covered.
+        let mut a = attrs.clone();
+        a["zarr_wavfs"]["comment"] = json!("added later");
+        assert!(read(&a).is_ok());
+    }
+
+    #[test]
+    fn version_5_requires_the_digest_and_older_versions_do_not() {
+        let mut a = pcm_attrs();
+        a["zarr_wavfs"]
+            .as_object_mut()
+            .unwrap()
+            .remove("meta_sha256");
+        let e = read(&a).unwrap_err();
+        assert!(e.contains("meta_sha256 is missing"), "{e}");
+        a["zarr_wavfs"]["format_version"] = json!(4);
+        assert!(read(&a).is_ok());
+    }
     use std::time::{Duration, UNIX_EPOCH};
 
     #[test]

@@ -144,7 +144,7 @@ impl StagedRecording {
     /// the new one is copied in.
     pub fn commit(mut self, meta: &RecordingMeta, force: bool) -> Result<(), ArchiveError> {
         let target = self.store.location(&self.target);
-        meta.validate(&target)?;
+        meta.sealed().validate(&target)?;
         ensure_folders(&self.store, &self.target)?;
         if self.store.local_root().is_some() {
             write_group(&self.store, &self.rel, meta.to_attrs())?;

@@ -19,7 +19,7 @@ pub use fingerprint::{current_fingerprint, portable_states_work};
 pub use libopus::OpusError;
 pub use source::{
     CheckpointsAt, OpusSource, Packets, build_checkpoints, plan_checkpoints, restore_checkpoint,
-    write_checkpoints,
+    span_starts, write_checkpoints,
 };
 
 /// Default checkpoint spacing in seconds of stream time (see docs/FORMAT.md). A cold

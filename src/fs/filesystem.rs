@@ -272,12 +272,13 @@ impl FileSystem {
 
     /// `file` (of inode `ino`) opened again from what the store holds now, forgetting
     /// what was fetched of it before; `None` for a local store (which keeps nothing
-    /// fetched) or when the fresh opening fails or differs.
+    /// fetched) or when the fresh opening fails or is of another version.
     fn reopen(&self, ino: Ino, file: &Arc<WavFile>) -> Option<Arc<WavFile>> {
         let store = self.archive.store();
         if store.local_root().is_some() {
             return None;
         }
+        let path = self.tree().get(ino)?.path.clone();
         {
             let mut files = self.files.lock();
             if files
@@ -287,9 +288,17 @@ impl FileSystem {
                 files.remove(&ino);
             }
         }
-        store.forget(&self.tree().get(ino)?.path);
-        let whole = self.whole(ino).ok()?;
-        let fresh = file.reopened(whole.recording().clone()).ok()?;
+        store.forget(&path);
+        // The recording's own metadata, read again rather than the listing's: the
+        // arrays may be another version's (re-imported since `file` was opened), and
+        // that version must not answer for this one. An object store's commit removes
+        // the old metadata first and writes the new one last, so equal metadata
+        // (source hash included) is the same recording.
+        let rec = self.engine.open(&self.archive, &path).ok()?;
+        if rec.meta() != file.recording().meta() {
+            return None;
+        }
+        let fresh = file.reopened(rec).ok()?;
         (fresh.layout() == file.layout()).then(|| Arc::new(fresh))
     }
 

@@ -4,7 +4,9 @@ use rayon::prelude::*;
 
 use crate::archive::index::{self};
 use crate::archive::{Archive, ArchiveError, RecordingStore, STAGING_DIR, StreamBytes};
-use crate::codec::opus::{Packets, build_checkpoints, current_fingerprint, restore_checkpoint};
+use crate::codec::opus::{
+    Packets, build_checkpoints, current_fingerprint, restore_checkpoint, span_starts,
+};
 use crate::codec::{CodecError, flac};
 use crate::store::Location;
 
@@ -177,17 +179,24 @@ fn check_opus(
         );
     }
     let stored = match rec.read_checkpoints() {
-        Ok(Some(c)) if c.fingerprint == current_fingerprint(&layout.head.mapping) => Some(c),
-        Ok(Some(c)) => {
-            problem(
-                format!(
-                    "checkpoints were made by another libopus build ({}, {}); they are rebuilt in memory on use, `zarr-wavfs index` stores new ones",
-                    c.fingerprint.libopus, c.fingerprint.target
-                ),
-                false,
-            );
-            None
-        }
+        // The checks a mount's open makes, before anything indexes by the positions.
+        Ok(Some(c)) => match span_starts(&c.positions(), &index, m, &dir) {
+            Err(e) => {
+                problem(format!("checkpoints damaged: {e}"), true);
+                None
+            }
+            Ok(_) if c.fingerprint == current_fingerprint(&layout.head.mapping) => Some(c),
+            Ok(_) => {
+                problem(
+                    format!(
+                        "checkpoints were made by another libopus build ({}, {}); they are rebuilt in memory on use, `zarr-wavfs index` stores new ones",
+                        c.fingerprint.libopus, c.fingerprint.target
+                    ),
+                    false,
+                );
+                None
+            }
+        },
         Ok(None) => {
             problem(
                 "no checkpoints stored (`zarr-wavfs index` makes them)".into(),

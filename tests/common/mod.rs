@@ -115,7 +115,13 @@ pub fn run_bounded(args: &[&dyn AsRef<std::ffi::OsStr>], limit: std::time::Durat
         if t.elapsed() > limit {
             child.kill().unwrap();
             let o = child.wait_with_output().unwrap();
-            panic!("hung: zarr-wavfs {:?}; stderr: {}", args.iter().map(|a| a.as_ref().to_owned()).collect::<Vec<_>>(), stderr(&o));
+            panic!(
+                "hung: zarr-wavfs {:?}; stderr: {}",
+                args.iter()
+                    .map(|a| a.as_ref().to_owned())
+                    .collect::<Vec<_>>(),
+                stderr(&o)
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -7,8 +7,10 @@ RECORDING is the archive-relative recording path, e.g. ``demo/20250601_040000``
 (a trailing ``.wav`` is accepted, as by the CLI).
 
 Checks, against docs/FORMAT.md:
-  * the root group is marked ``zarr_wavfs.kind == "archive"``, ``format_version`` 1 to 4;
-  * the recording group is ``kind == "recording"``;
+  * the root group is marked ``zarr_wavfs.kind == "archive"``, ``format_version`` 1 to 5;
+  * the recording group is ``kind == "recording"``; from format version 5 its
+    ``meta_sha256`` equals the SHA-256 of the other keys as compact JSON in the order
+    stored (docs/FORMAT.md, "Metadata digest");
   * ``stream`` (uint8) reads fully, has ``stream_bytes`` bytes and starts with an Ogg page;
   * ``index`` is int64 of shape ``[index_rows, 4]`` and its SHA-256 (rows as
     little-endian i64) equals ``index_sha256``;
@@ -58,8 +60,8 @@ def main(argv: list[str]) -> None:
     marker = root.attrs.get("zarr_wavfs")
     check(isinstance(marker, dict), "root group has no zarr_wavfs attribute")
     check(marker.get("kind") == "archive", f"root kind is {marker.get('kind')!r}, not 'archive'")
-    check(marker.get("format_version") in (1, 2, 3, 4),
-          f"root format_version is {marker.get('format_version')!r}, not 1 to 4")
+    check(marker.get("format_version") in (1, 2, 3, 4, 5),
+          f"root format_version is {marker.get('format_version')!r}, not 1 to 5")
 
     candidates = [rec] + ([rec[:-4]] if rec.endswith(".wav") else [])
     group = None
@@ -75,6 +77,12 @@ def main(argv: list[str]) -> None:
     attrs = group.attrs.get("zarr_wavfs")
     check(isinstance(attrs, dict), f"{rec!r} has no zarr_wavfs attribute")
     check(attrs.get("kind") == "recording", f"{rec!r} kind is {attrs.get('kind')!r}")
+    if attrs.get("format_version", 0) >= 5:
+        rest = {k: v for k, v in attrs.items() if k != "meta_sha256"}
+        text = json.dumps(rest, separators=(",", ":"), ensure_ascii=False)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        check(digest == attrs.get("meta_sha256"),
+              f"metadata SHA-256 {digest} != meta_sha256 {attrs.get('meta_sha256')}")
 
     # stream: the Ogg Opus bytes
     stream = group["stream"]

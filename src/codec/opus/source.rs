@@ -368,6 +368,35 @@ pub struct OpusSource {
     states: Mutex<States>,
 }
 
+/// Where each span starts (audible frames) given checkpoints at `positions` (packet,
+/// decoder sample): the first span at 0, one more at each checkpoint. Positions that
+/// are out of order or outside the stream are damage.
+pub fn span_starts(
+    positions: &[(u64, u64)],
+    index: &PageIndex,
+    meta: &RecordingMeta,
+    path: &Location,
+) -> Result<Vec<u64>, CodecError> {
+    let lo = meta.pre_skip_samples();
+    let end = lo + meta.frames;
+    let mut starts = vec![0u64];
+    for (i, &(p, s)) in positions.iter().enumerate() {
+        let ok = s > lo
+            && s < end
+            && p < index.total_packets()
+            && i.checked_sub(1)
+                .is_none_or(|h| positions[h].0 < p && positions[h].1 < s);
+        if !ok {
+            return Err(damaged(
+                path,
+                format!("checkpoint {i} position ({p}, {s}) is impossible"),
+            ));
+        }
+        starts.push(s - lo);
+    }
+    Ok(starts)
+}
+
 impl OpusSource {
     /// Opens a recording: reads and verifies its index, and decides whether its stored
     /// checkpoints can be used (fingerprint equal to the running decoder's) or must be
@@ -376,7 +405,10 @@ impl OpusSource {
         let meta = store.meta().clone();
         let path = store.dir();
         let index = store.read_index()?;
-        let mapping = store.read_opus_head()?.mapping;
+        let head = store.read_opus_head()?;
+        let mapping = head.mapping;
+        // The metadata repeats what the stream says; recordings older than the metadata
+        // digest (format version 5) are held to the stream here.
         if u16::from(mapping.channels()) != meta.channels {
             return Err(damaged(
                 &path,
@@ -387,13 +419,25 @@ impl OpusSource {
                 ),
             ));
         }
-        let expected = meta.pre_skip_samples() + meta.frames;
-        if expected > index.total_samples() {
+        if u32::from(head.pre_skip) != meta.pre_skip {
             return Err(damaged(
                 &path,
                 format!(
-                    "metadata promises {} frames, the stream has fewer",
-                    meta.frames
+                    "metadata says a pre-skip of {}, the OpusHead {}",
+                    meta.pre_skip, head.pre_skip
+                ),
+            ));
+        }
+        let end = u64::from(meta.pre_skip) + meta.frames * meta.granule_factor();
+        if index.final_granule() != Some(end) || end > index.total_samples() * meta.granule_factor()
+        {
+            return Err(damaged(
+                &path,
+                format!(
+                    "metadata says {} frames after a pre-skip of {}, the stream ends at granule position {:?}",
+                    meta.frames,
+                    meta.pre_skip,
+                    index.final_granule()
                 ),
             ));
         }
@@ -423,29 +467,14 @@ impl OpusSource {
             }
         };
         let positions: Vec<(u64, u64)> = match &stored {
-            Some(c) => c.rows.iter().map(|r| (r.packet, r.sample)).collect(),
+            Some(c) => c.positions(),
             None => plan_checkpoints(
                 &index,
                 &meta,
                 (super::DEFAULT_CHECKPOINT_INTERVAL_SECS * f64::from(meta.sample_rate)) as u64,
             ),
         };
-        let lo = meta.pre_skip_samples();
-        let mut starts = vec![0u64];
-        for (i, &(p, s)) in positions.iter().enumerate() {
-            let ok = s > lo
-                && s < expected
-                && p < index.total_packets()
-                && i.checked_sub(1)
-                    .is_none_or(|h| positions[h].0 < p && positions[h].1 < s);
-            if !ok {
-                return Err(damaged(
-                    &path,
-                    format!("checkpoint {i} position ({p}, {s}) is impossible"),
-                ));
-            }
-            starts.push(s - lo);
-        }
+        let starts = span_starts(&positions, &index, &meta, &path)?;
         let states = match stored {
             Some(c) => States::Stored(Arc::new(c)),
             None => States::Memory(vec![None; positions.len()]),
