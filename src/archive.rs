@@ -52,6 +52,9 @@ pub enum ArchiveError {
     Damaged { path: Location, message: String },
     #[error("{path}: already exists (use --force to replace it)")]
     Exists { path: Location },
+    /// `--force` found something other than a recording at its target ("a folder").
+    #[error("{path} is {what}: --force replaces recordings only")]
+    NotARecording { path: Location, what: String },
     #[error("{path}: another import is writing it now ({by})")]
     Busy { path: Location, by: String },
     #[error("{path}: no such recording or folder in the archive")]

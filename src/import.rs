@@ -1,7 +1,7 @@
 //! `import`: WAV and Ogg Opus files into an archive, each recording committed atomically.
 
 use std::collections::HashSet;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,7 @@ use crate::archive::ManifestUpdater;
 use crate::archive::index::{self, PageIndex};
 use crate::archive::opus_head::MAX_FAMILY1_CHANNELS;
 use crate::archive::samples::{Samples, chunk_frames_for};
-use crate::archive::writer::{StagedRecording, clean_stale_staging};
+use crate::archive::writer::{StagedRecording, check_replaceable, clean_stale_staging};
 use crate::archive::{Archive, ArchiveError, RecordingMeta, SampleKind, SourceInfo};
 use crate::codec::CodecError;
 use crate::codec::flac::{self, FlacEncoder, FlacError};
@@ -20,6 +20,7 @@ use crate::codec::opus::{CheckpointsAt, OggOpusEncoder, write_checkpoints};
 use crate::fs::shown_name;
 use crate::input::{self, Block, InputError, InputReader, InputSpec, SampleKind as InKind};
 use crate::store::Location;
+use crate::wav::{SampleFormat, WavLayout};
 use parking_lot::Mutex;
 
 /// Rates Opus encodes natively.
@@ -50,6 +51,9 @@ pub struct ImportOptions {
     pub codec: Option<Codec>,
     /// Threads one FLAC encode uses (`import_all` shares the cores among the files).
     pub encoder_threads: usize,
+    /// Import what decodes of a damaged lossy input (packets the decoder rejects,
+    /// parts of the stream missing) instead of refusing it; a warning names the loss.
+    pub accept_damaged: bool,
 }
 
 impl Default for ImportOptions {
@@ -62,6 +66,7 @@ impl Default for ImportOptions {
             start_time: None,
             codec: None,
             encoder_threads: 1,
+            accept_damaged: false,
         }
     }
 }
@@ -278,26 +283,157 @@ pub fn start_time_from_name(stem: &str) -> Option<String> {
     ))
 }
 
-fn source_info(path: &Path) -> Result<SourceInfo, ImportError> {
+/// Bytes read from an input per call (hashing, copying).
+const READ_BLOCK: usize = 4 << 20;
+
+/// The input's name, size and SHA-256, read in large blocks; with `copy`, every block
+/// is also written there, so the copy holds exactly the bytes hashed. The file must not
+/// change meanwhile (see [`Unchanged`]).
+fn source_info(
+    path: &Path,
+    mut copy: Option<&mut std::fs::File>,
+) -> Result<(SourceInfo, Unchanged), ImportError> {
     let mut f = std::fs::File::open(path).map_err(|e| input_err(path, e.to_string()))?;
+    let before = Unchanged::of(path, &f)?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; READ_BLOCK];
     let mut size = 0u64;
     loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| input_err(path, e.to_string()))?;
-        if n == 0 {
-            break;
-        }
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(input_err(path, e.to_string())),
+        };
         size += n as u64;
         h.update(&buf[..n]);
+        if let Some(out) = copy.as_mut() {
+            out.write_all(&buf[..n])
+                .map_err(|e| input_err(path, format!("copying it for the import: {e}")))?;
+        }
     }
-    Ok(SourceInfo {
+    before.expect(path, &Unchanged::of(path, &f)?, size)?;
+    let info = SourceInfo {
         name: file_name(path),
         size,
         sha256: hex::encode(h.finalize()),
-    })
+    };
+    Ok((info, before))
+}
+
+/// What an input looked like when it was hashed (size, modification time, inode): an
+/// input that changes while it is imported (a recorder still writing it, a copy being
+/// cut short) is refused, so a recording's source hash is always that of what was
+/// stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unchanged {
+    len: u64,
+    mtime: (i64, i64),
+    inode: (u64, u64),
+}
+
+impl Unchanged {
+    /// The open file `f` (of `path`, for messages).
+    fn of(path: &Path, f: &std::fs::File) -> Result<Self, ImportError> {
+        let md = f.metadata().map_err(|e| input_err(path, e.to_string()))?;
+        Ok(Self::from_metadata(&md))
+    }
+
+    /// The file `path` names now.
+    fn at(path: &Path) -> Result<Self, ImportError> {
+        let md = std::fs::metadata(path).map_err(|e| input_err(path, e.to_string()))?;
+        Ok(Self::from_metadata(&md))
+    }
+
+    fn from_metadata(md: &std::fs::Metadata) -> Self {
+        Unchanged {
+            len: md.len(),
+            mtime: (md.mtime(), md.mtime_nsec()),
+            inode: (md.dev(), md.ino()),
+        }
+    }
+
+    /// Fails unless the file is still as it was (`now`) and `read` bytes were read.
+    fn expect(&self, path: &Path, now: &Unchanged, read: u64) -> Result<(), ImportError> {
+        if *now == *self && read == self.len {
+            return Ok(());
+        }
+        Err(input_err(
+            path,
+            format!(
+                "the file changed while it was being imported ({} bytes when opened, {} \
+                 bytes read, {} bytes now{}); import it again once nothing writes to it",
+                self.len,
+                read,
+                now.len,
+                if now.inode != self.inode {
+                    ", and another file took its name"
+                } else {
+                    ""
+                }
+            ),
+        ))
+    }
+}
+
+/// An input whose served WAV file could not be written is refused before anything is
+/// encoded: the limits are `WavLayout::new`'s (1 to 255 channels, a positive rate, a
+/// byte rate of rate × channels × bytes per sample that fits the header's 32 bits, a
+/// file length that fits 64 bits, RF64 above 4 GiB). They are checked for the format a
+/// recording is served in by default and for the widest one `--format` can ask for
+/// (4 bytes per sample: s32, f32), with room for the metadata chunks served with it.
+fn check_servable(spec: &InputSpec, path: &Path) -> Result<(), ImportError> {
+    /// More than the chunks a served file can carry (256 KiB kept, `bext`, `fact`).
+    const CHUNKS_ROOM: u64 = 1 << 20;
+    let natural = SampleFormat::natural_for(stored_kind(spec.kind));
+    let frames = spec.frames.unwrap_or(0);
+    for format in [natural, SampleFormat::S32] {
+        let why = match WavLayout::new(spec.channels, spec.sample_rate, frames, format) {
+            Err(e) => e.to_string(),
+            Ok(l) if l.file_len() > u64::MAX - CHUNKS_ROOM => {
+                format!("a WAV file of {frames} frames would exceed 2^64 bytes")
+            }
+            Ok(_) => continue,
+        };
+        let served = if format == natural {
+            "as a WAV file".to_string()
+        } else {
+            format!("as a WAV file with --format {}", format.name())
+        };
+        return Err(input_err(
+            path,
+            format!(
+                "{} Hz, {} channel{}: cannot be served {served}: {why}",
+                spec.sample_rate,
+                spec.channels,
+                if spec.channels == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses (or, with `--accept-damaged`, names in a warning) what a reader had to leave
+/// out of a damaged input.
+fn check_damage(
+    reader: &dyn InputReader,
+    path: &Path,
+    opts: &ImportOptions,
+) -> Result<(), ImportError> {
+    let Some(damage) = reader.damage() else {
+        return Ok(());
+    };
+    if !opts.accept_damaged {
+        return Err(input_err(
+            path,
+            format!("{damage}: the file is damaged; --accept-damaged imports what decodes"),
+        ));
+    }
+    log::warn!(
+        "{}: damaged, imported without what did not decode: {damage}",
+        path.display()
+    );
+    Ok(())
 }
 
 /// How a recording's audio is stored (docs/FORMAT.md, "Codecs").
@@ -397,10 +533,10 @@ const FLAC_BITS: [u16; 5] = [8, 12, 16, 20, 24];
 
 /// FLAC from samples: encoded here, then stored like a copied FLAC file.
 fn encode_flac(
-    mut reader: Box<dyn InputReader>,
+    reader: &mut dyn InputReader,
     staged: &StagedRecording,
     path: &Path,
-    threads: usize,
+    opts: &ImportOptions,
 ) -> Result<RecordingMeta, ImportError> {
     let spec = reader.spec().clone();
     let InKind::Int { bits } = spec.kind else {
@@ -417,7 +553,7 @@ fn encode_flac(
         spec.channels,
         bits,
         spec.sample_rate,
-        threads,
+        opts.encoder_threads,
     )
     .map_err(flac)?;
     let mut frames = 0u64;
@@ -429,18 +565,42 @@ fn encode_flac(
         enc.push(&v).map_err(flac)?;
     }
     check_frames(path, &spec, frames)?;
+    check_damage(reader, path, opts)?;
     drop(enc.finish_into().map_err(flac)?);
     store_flac(&map(&tmp)?, staged, path)
 }
 
-/// The whole file, mapped into memory rather than read: a FLAC file may be far larger
-/// than the memory an import should take.
+/// A file this import wrote into its scratch directory, mapped into memory rather than
+/// read: a FLAC file may be far larger than the memory an import should take. Only such
+/// private files are mapped, never an input: a mapped file that another process
+/// truncates kills the reader with SIGBUS when it touches the pages that went.
 fn map(path: &Path) -> Result<memmap2::Mmap, ImportError> {
     let file = std::fs::File::open(path).map_err(|e| input_err(path, e.to_string()))?;
-    // SAFETY: the mapping is read-only. A file changed by someone else while mapped
-    // could change the bytes under us; every byte stored is then checked again (scan,
-    // decode against the MD5) before the recording is committed.
+    // SAFETY: the mapping is read-only, of a file in this import's own scratch
+    // directory, which nothing else writes or truncates (the staging clean-up leaves
+    // the scratch directories of running processes alone).
     unsafe { memmap2::Mmap::map(&file) }.map_err(|e| input_err(path, e.to_string()))
+}
+
+/// A FLAC input kept as it is: copied into the scratch directory in large blocks and
+/// hashed on the way (one read of the input), then stored from the copy, so what is
+/// scanned, checked and stored is exactly what was hashed whatever happens to the input
+/// meanwhile.
+fn copy_flac(
+    path: &Path,
+    staged: &StagedRecording,
+) -> Result<(RecordingMeta, Option<InputSpec>, SourceInfo), ImportError> {
+    let scratch = staged.scratch_dir()?;
+    let copy = scratch.path().join("input.flac");
+    let mut out = std::fs::File::create(&copy).map_err(|e| ArchiveError::io(&copy, e))?;
+    let (source, _) = source_info(path, Some(&mut out))?;
+    drop(out);
+    let found = input::open(&copy).ok().map(|r| r.spec().clone());
+    if let Some(spec) = &found {
+        check_servable(spec, path)?;
+    }
+    let meta = store_flac(&map(&copy)?, staged, path)?;
+    Ok((meta, found, source))
 }
 
 /// Stores a complete FLAC file with its frame index, after checking that it decodes to
@@ -532,9 +692,10 @@ fn check_frames(path: &Path, spec: &InputSpec, frames: u64) -> Result<(), Import
 
 /// PCM: the samples go into the `samples` array as they are.
 fn store_pcm(
-    mut reader: Box<dyn InputReader>,
+    reader: &mut dyn InputReader,
     staged: &StagedRecording,
     path: &Path,
+    opts: &ImportOptions,
 ) -> Result<RecordingMeta, ImportError> {
     let spec = reader.spec().clone();
     let kind = stored_kind(spec.kind);
@@ -545,6 +706,7 @@ fn store_pcm(
     }
     let frames = w.finish()?;
     check_frames(path, &spec, frames)?;
+    check_damage(reader, path, opts)?;
     Ok(base_meta(Codec::Pcm, &spec, frames))
 }
 
@@ -561,7 +723,7 @@ fn to_samples(block: Block, kind: SampleKind) -> Samples {
 
 /// Opus: the input encoded to an Ogg Opus stream, then stored like a copied one.
 fn encode_opus(
-    mut reader: Box<dyn InputReader>,
+    reader: &mut dyn InputReader,
     path: &Path,
     opts: &ImportOptions,
 ) -> Result<OggOpus, ImportError> {
@@ -592,6 +754,7 @@ fn encode_opus(
     }
     let (bytes, frames) = enc.finish().map_err(opus)?;
     check_frames(path, &spec, frames)?;
+    check_damage(reader, path, opts)?;
     Ok(OggOpus {
         bytes,
         frames,
@@ -608,21 +771,33 @@ struct OggOpus {
     original_rate: u32,
 }
 
-/// An Ogg Opus file as it is. `scan` checks its OpusHead: mapping family 0 (1–2
-/// channels) or 1 (1–8, Vorbis order, as opusenc writes 3–8 channels).
-fn copy_ogg_opus(path: &Path) -> Result<OggOpus, ImportError> {
-    let bytes = std::fs::read(path).map_err(|e| input_err(path, e.to_string()))?;
+/// An Ogg Opus file as it is, with its source information (of the bytes read, which
+/// are the bytes stored). `scan` checks its OpusHead: mapping family 0 (1–2 channels)
+/// or 1 (1–8, Vorbis order, as opusenc writes 3–8 channels).
+fn copy_ogg_opus(path: &Path) -> Result<(OggOpus, SourceInfo), ImportError> {
+    let mut f = std::fs::File::open(path).map_err(|e| input_err(path, e.to_string()))?;
+    let before = Unchanged::of(path, &f)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)
+        .map_err(|e| input_err(path, e.to_string()))?;
+    before.expect(path, &Unchanged::of(path, &f)?, bytes.len() as u64)?;
+    let source = SourceInfo {
+        name: file_name(path),
+        size: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(&bytes)),
+    };
     let layout = index::scan(&bytes, 48_000).map_err(|e| input_err(path, e.to_string()))?;
     let frames = (layout.final_granule - i64::from(layout.head.pre_skip)) as u64;
     if frames == 0 {
         return Err(input_err(path, "empty recording: no audio frames"));
     }
-    Ok(OggOpus {
+    let opus = OggOpus {
         bytes,
         frames,
         stream_rate: 48_000,
         original_rate: 48_000,
-    })
+    };
+    Ok((opus, source))
 }
 
 /// Stores an Ogg Opus stream with its page index and checkpoints.
@@ -687,18 +862,18 @@ pub fn import_one(
             }
             .into());
         }
-        // --force replaces recordings, never folders or foreign nodes.
-        archive.recording(&job.target)?;
+        // --force replaces recordings, never folders or foreign nodes (the commit
+        // checks again what it swapped out).
+        check_replaceable(archive, &job.target)?;
     }
     let path = &job.input;
-    let source = source_info(path)?;
     let staged = StagedRecording::new(archive, &job.target)?;
     // A FLAC input kept as FLAC is copied byte for byte, only indexed.
-    let copy_flac = is_flac(path)? && opts.codec.is_none_or(|c| c == Codec::Flac);
-    let (mut meta, found) = if copy_flac {
-        let found = input::open(path).ok().map(|r| r.spec().clone());
-        (store_flac(&map(path)?, &staged, path)?, found)
+    let keep_flac = is_flac(path)? && opts.codec.is_none_or(|c| c == Codec::Flac);
+    let (mut meta, found, source) = if keep_flac {
+        copy_flac(path, &staged)?
     } else {
+        let opened = Unchanged::at(path)?;
         match input::open(path) {
             Err(InputError::OggOpus { .. }) => {
                 if let Some(c) = opts.codec.filter(|&c| c != Codec::Opus) {
@@ -710,19 +885,26 @@ pub fn import_one(
                         ),
                     ));
                 }
-                (store_opus(copy_ogg_opus(path)?, &staged, path, opts)?, None)
+                let (opus, source) = copy_ogg_opus(path)?;
+                (store_opus(opus, &staged, path, opts)?, None, source)
             }
             Err(e) => return Err(e.into()),
-            Ok(reader) => {
+            Ok(mut reader) => {
                 let spec = reader.spec().clone();
-                let meta = match choose_codec(opts.codec, &spec, path)? {
-                    Codec::Pcm => store_pcm(reader, &staged, path)?,
-                    Codec::Opus => {
-                        store_opus(encode_opus(reader, path, opts)?, &staged, path, opts)?
-                    }
-                    Codec::Flac => encode_flac(reader, &staged, path, opts.encoder_threads)?,
+                check_servable(&spec, path)?;
+                let codec = choose_codec(opts.codec, &spec, path)?;
+                // Hashed, then decoded: the file must be the one opened, and the
+                // same at the end.
+                let (source, hashed) = source_info(path, None)?;
+                opened.expect(path, &hashed, hashed.len)?;
+                let r = reader.as_mut();
+                let meta = match codec {
+                    Codec::Pcm => store_pcm(r, &staged, path, opts)?,
+                    Codec::Opus => store_opus(encode_opus(r, path, opts)?, &staged, path, opts)?,
+                    Codec::Flac => encode_flac(r, &staged, path, opts)?,
                 };
-                (meta, Some(spec))
+                hashed.expect(path, &Unchanged::at(path)?, hashed.len)?;
+                (meta, Some(spec), source)
             }
         }
     };

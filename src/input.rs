@@ -112,6 +112,13 @@ pub trait InputReader: Send {
     /// that ends before the frames its header promises is an error
     /// ([`InputError::Truncated`]); after an error the reader should not be used again.
     fn read(&mut self, max_frames: usize) -> Result<Option<Block>, InputError>;
+    /// What the reader left out to go on so far (a lossy decoder's undecodable packets,
+    /// audio missing from the stream), for a message such as "1 packet could not be
+    /// decoded (at 1.02 s)"; None when nothing was lost. Complete once `read` has
+    /// returned Ok(None). The importer refuses such a file unless told otherwise.
+    fn damage(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Why an input cannot be read. Every variant names the file.

@@ -143,12 +143,18 @@ enum Command {
         /// Seconds of audio between decoder checkpoints.
         #[arg(long, default_value_t = zarr_wavfs::codec::opus::DEFAULT_CHECKPOINT_INTERVAL_SECS)]
         checkpoint_interval: f64,
-        /// Replace recordings that already exist.
+        /// Replace recordings that already exist (recordings only: a folder of that
+        /// name is never replaced).
         #[arg(long)]
         force: bool,
         /// Start time (ISO 8601, UTC) for all inputs; default: from AudioMoth-style file names.
         #[arg(long)]
         start_time: Option<String>,
+        /// Import what decodes of a damaged MP3, Vorbis, AAC or ALAC input (packets the
+        /// decoder rejects, parts of the stream missing), with a warning naming the
+        /// loss. Without it such a file is refused.
+        #[arg(long)]
+        accept_damaged: bool,
     },
     /// List the archive's folders and recordings.
     Ls {
@@ -403,6 +409,7 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
             force,
             start_time,
             codec,
+            accept_damaged,
         } => {
             if !checkpoint_interval.is_finite() || checkpoint_interval <= 0.0 {
                 bail!("--checkpoint-interval must be positive");
@@ -424,6 +431,7 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                 force,
                 start_time,
                 codec,
+                accept_damaged,
                 ..ImportOptions::default()
             };
             let bar = ProgressBar::new(jobs.len() as u64);

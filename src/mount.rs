@@ -298,6 +298,16 @@ pub fn mount(args: &MountArgs) -> Result<(), MountError> {
     }
     let mountpoint = std::fs::canonicalize(mountpoint)
         .map_err(io_err(format!("mount point {}", mountpoint.display())))?;
+    // A second daemon on a live FUSE mount would hide the first one's files and take
+    // over the mount point's name; stacking is never what was meant.
+    if let Some(what) = mounted_at(&mountpoint) {
+        return Err(MountError::Usage(format!(
+            "mount point {} is already a mount point ({what}): unmount it first \
+             (`fusermount3 -u {}`) or mount elsewhere",
+            mountpoint.display(),
+            mountpoint.display()
+        )));
+    }
     let opts = parse_options(args, &archive)?;
     // Fork before anything that may start threads (the Zarr library may start rayon's
     // pool): a forked child has only the forking thread.
@@ -413,6 +423,18 @@ fn serve(
         crate::fuse::invalidate(&notifier, changes)
     })
     .map_err(io_err("starting the thread that follows the archive"))?;
+    // Our mount, by the kernel's id for it, which stays the same wherever the mount
+    // point is moved (a parent directory renamed). None only if the mount table does
+    // not show it; then the signal thread unmounts the path, as libfuse does.
+    let own = match mountinfo() {
+        Ok(table) => table
+            .into_iter()
+            .rfind(|m| m.mount_point == mountpoint && m.fstype.starts_with("fuse")),
+        Err(e) => {
+            log::warn!("/proc/self/mountinfo: {e}");
+            None
+        }
+    };
     let mut unmounter = session.unmount_callable();
     let mp = mountpoint.to_path_buf();
     std::thread::Builder::new()
@@ -430,15 +452,32 @@ fn serve(
                     std::process::exit(1);
                 }
                 first = false;
-                log::info!("signal {sig}: unmounting {}", mp.display());
-                // fuser's own unmount only closes fusermount3's auto_unmount socket, or
-                // tries a plain umount that fails while files are open; the lazy
-                // unmount after it detaches the mount in every case, as libfuse does.
-                if let Err(e) = unmounter.unmount() {
-                    log::debug!("plain unmount of {}: {e}", mp.display());
-                }
-                if let Err(e) = lazy_unmount(&mp) {
-                    log::error!("unmounting {}: {e}", mp.display());
+                // fuser unmounts by path (`SessionUnmounter`, `Session::unmount` and
+                // `BackgroundSession::umount_and_join` all end in umount(2) or
+                // `fusermount3 -u` of the path given at mount time, or close
+                // fusermount3's auto_unmount socket, after which fusermount3 unmounts
+                // that path if what is there no longer answers). Once the mount point's
+                // parent is renamed, that path may hold another daemon's mount. So the
+                // mount is found by its id in the mount table, wherever it is now, and
+                // that mount is detached (`unmount_own`). fuser's unmounter is used only
+                // when the mount table never showed our mount.
+                let Some(own) = &own else {
+                    log::info!("signal {sig}: unmounting {}", mp.display());
+                    if let Err(e) = unmounter.unmount() {
+                        log::debug!("plain unmount of {}: {e}", mp.display());
+                    }
+                    if let Err(e) = lazy_unmount(&mp) {
+                        log::error!("unmounting {}: {e}", mp.display());
+                    }
+                    continue;
+                };
+                log::info!("signal {sig}: unmounting (mounted on {})", mp.display());
+                if let Err(e) = unmount_own(own.id) {
+                    log::error!(
+                        "unmounting {} (mount {}): {e}; run `fusermount3 -u -z` on where it is now",
+                        mp.display(),
+                        own.id
+                    );
                 }
             }
         })
@@ -458,6 +497,139 @@ fn serve(
         store.requests()
     );
     Ok(())
+}
+
+/// One line of `/proc/self/mountinfo` (proc(5)), the fields we use.
+#[derive(Debug, Clone, PartialEq)]
+struct MountInfo {
+    /// The kernel's id of the mount: unique while it exists, kept when it moves.
+    id: u64,
+    /// Where it is mounted now.
+    mount_point: PathBuf,
+    fstype: String,
+    source: String,
+}
+
+fn mountinfo() -> std::io::Result<Vec<MountInfo>> {
+    Ok(parse_mountinfo(&std::fs::read("/proc/self/mountinfo")?))
+}
+
+/// The lines of a mount table: `ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [OPTIONAL…] -
+/// FSTYPE SOURCE SUPER_OPTIONS`, space, tab, newline and backslash in paths written
+/// as `\ooo` (octal).
+fn parse_mountinfo(text: &[u8]) -> Vec<MountInfo> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut out = Vec::new();
+    for line in text.split(|&b| b == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        let Some(dash) = fields.iter().position(|f| *f == b"-") else {
+            continue;
+        };
+        if dash < 6 || fields.len() < dash + 3 {
+            continue;
+        }
+        let Some(id) = std::str::from_utf8(fields[0])
+            .ok()
+            .and_then(|s| s.parse().ok())
+        else {
+            continue;
+        };
+        let text = |b: &[u8]| String::from_utf8_lossy(&unescape_octal(b)).into_owned();
+        out.push(MountInfo {
+            id,
+            mount_point: PathBuf::from(std::ffi::OsString::from_vec(unescape_octal(fields[4]))),
+            fstype: text(fields[dash + 1]),
+            source: text(fields[dash + 2]),
+        });
+    }
+    out
+}
+
+fn unescape_octal(b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let digits = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match digits {
+            Some(d) if b[i] == b'\\' => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |v, c| v.wrapping_mul(8).wrapping_add(c - b'0')),
+                );
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The FUSE file system mounted at `mp` (its type and source), if any. Other mounts
+/// are fine to mount over (a directory that is itself a bind mount or a volume); a
+/// FUSE daemon's would be hidden, still running.
+fn mounted_at(mp: &Path) -> Option<String> {
+    mountinfo()
+        .ok()?
+        .into_iter()
+        .rfind(|m| m.mount_point == mp)
+        .filter(|m| m.fstype.starts_with("fuse"))
+        .map(|m| format!("{} {}", m.fstype, m.source))
+}
+
+/// The mount `id` of `fd`, from `/proc/self/fdinfo` (Linux 3.15 and later).
+fn mount_id_of(fd: &std::fs::File) -> std::io::Result<u64> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::other("no mnt_id in /proc/self/fdinfo"))
+}
+
+/// Detaches the mount with id `id`, wherever it is now, and no other: it is looked up
+/// in the mount table, its mount point opened (`O_PATH`, which sends the file system
+/// nothing) and the descriptor checked to be on that very mount (not on one mounted
+/// over it since). Root then detaches the mount through the descriptor itself
+/// (`umount2` of `/proc/self/fd/N` resolves to that mount, whatever its path has
+/// become); a user, who must go through fusermount3 and its path, passes the path just
+/// checked (fusermount3 resolves it again: a rename in that instant is not covered).
+fn unmount_own(id: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(m) = mountinfo()?.into_iter().find(|m| m.id == id) else {
+        log::info!("mount {id} is already gone");
+        return Ok(());
+    };
+    let fd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(&m.mount_point)?;
+    let at = mount_id_of(&fd)?;
+    if at != id {
+        return Err(std::io::Error::other(format!(
+            "{} is covered by another mount ({at}); not unmounting that",
+            m.mount_point.display()
+        )));
+    }
+    log::info!("detaching mount {id} at {}", m.mount_point.display());
+    if is_root() {
+        let c = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+        // SAFETY: a NUL-terminated path and a valid flag.
+        let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        let e = std::io::Error::last_os_error();
+        // The descriptor holds the detached mount: closed now, so it can go.
+        drop(fd);
+        return if rc == 0 || e.raw_os_error() == Some(libc::EINVAL) {
+            Ok(())
+        } else {
+            Err(e)
+        };
+    }
+    drop(fd);
+    lazy_unmount(&m.mount_point)
 }
 
 /// Detaches the mount at `mp` (`umount -l`): the session loop then ends as soon as no
@@ -611,6 +783,25 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn mountinfo_lines_parse_with_escaped_paths() {
+        let table = b"36 35 98:0 /mnt1 /mnt/parent rw,noatime master:1 - ext3 /dev/root rw\n\
+            61 36 0:52 / /tmp/a\\040b\\134c\\012d rw,nosuid,nodev shared:7 master:2 - fuse.zarr-wavfs /x\\054y ro,user_id=0\n\
+            garbage line\n";
+        let t = parse_mountinfo(table);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].id, 36);
+        assert_eq!(t[0].mount_point, Path::new("/mnt/parent"));
+        assert_eq!(
+            (t[0].fstype.as_str(), t[0].source.as_str()),
+            ("ext3", "/dev/root")
+        );
+        assert_eq!(t[1].id, 61);
+        assert_eq!(t[1].mount_point, Path::new("/tmp/a b\\c\nd"));
+        assert_eq!(t[1].fstype, "fuse.zarr-wavfs");
+        assert_eq!(t[1].source, "/x,y");
     }
 
     #[test]

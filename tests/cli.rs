@@ -288,6 +288,13 @@ fn wrong_or_missing_attributes_name_the_recording_and_do_not_stop_ls() {
     assert_clean_failure(&o, "frames");
     edit_attrs(&arch.join("ok"), |a| a["channels"] = 9.into());
     let o = run(&[&"info", &arch, &"ok"]);
+    assert_clean_failure(&o, "does not match its meta_sha256");
+    // Without the digest (format version 4), the checks of each attribute name it.
+    edit_attrs(&arch.join("ok"), |a| {
+        a.as_object_mut().unwrap().remove("meta_sha256");
+        a["format_version"] = 4.into();
+    });
+    let o = run(&[&"info", &arch, &"ok"]);
     assert_clean_failure(&o, "channels");
     // a count Opus allows, but not the one the stream's OpusHead declares
     edit_attrs(&arch.join("ok"), |a| a["channels"] = 7.into());

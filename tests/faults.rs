@@ -6,7 +6,7 @@
 //! that one, whole) or an error, never other bytes, never a panic, never later than a
 //! bound; once the faults stop every read is exact again.
 //!
-//! `FAULT_CASES=N` runs more schedules than the default.
+//! `FAULT_CASES=N` runs more schedules than the default (scripts/faults.sh).
 
 mod common;
 
@@ -199,6 +199,24 @@ fn check(path: &str, file_len: u64, offset: u64, len: u64, got: &[u8]) -> Result
     Ok(())
 }
 
+/// Totals over the cases run, printed after each case (the last line is the run's):
+/// schedules, reads, exact reads, failed reads and opens, faults injected.
+static TOTALS: [std::sync::atomic::AtomicU64; 5] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 5];
+
+fn count(totals: [u64; 5]) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let t: Vec<u64> = TOTALS
+        .iter()
+        .zip(totals)
+        .map(|(a, n)| a.fetch_add(n, Relaxed) + n)
+        .collect();
+    eprintln!(
+        "fault totals: {} schedules, {} reads, {} exact, {} errors, {} faults injected",
+        t[0], t[1], t[2], t[3], t[4]
+    );
+}
+
 fn cases() -> u32 {
     std::env::var("FAULT_CASES")
         .ok()
@@ -218,7 +236,7 @@ proptest! {
     ) {
         let schedule = Schedule { seed, per_mille, kinds, delay: DELAY, max_delays: 2 };
         let (faulty, store) = faulty_store(schedule);
-        let mut errors = 0;
+        let (mut exact, mut errors) = (0u64, 0u64);
         let fs = open_fs(store.clone());
         if let Ok(fs) = &fs {
             let mut handles: HashMap<&str, OpenFile> = HashMap::new();
@@ -238,6 +256,7 @@ proptest! {
                         if let Err(e) = check(path, f.len(), offset, len, &got) {
                             prop_assert!(false, "{e} (faults {:?})", faulty.injected());
                         }
+                        exact += 1;
                     }
                     Err(_) => errors += 1,
                 }
@@ -245,6 +264,7 @@ proptest! {
             }
         }
         // The faults stop: a refresh (a mount's periodic one) and every read is exact.
+        let injected = faulty.injected().values().sum();
         faulty.set_faults(false);
         let fs = match fs {
             Ok(fs) => {
@@ -259,7 +279,7 @@ proptest! {
             prop_assert_eq!(f.len() as usize, fixture().oracle[path][0].len(), "{} after the faults", path);
             check(path, f.len(), 0, f.len(), &got).map_err(TestCaseError::fail)?;
         }
-        let _ = errors;
+        count([1, exact + errors + 3, exact + 3, errors, injected]);
     }
 }
 

@@ -78,9 +78,19 @@ impl Manifest {
 
     fn parse(store: &Store, bytes: &[u8]) -> Option<Manifest> {
         match serde_json::from_slice::<File>(bytes) {
-            Ok(f) if f.zarr_wavfs_manifest == MANIFEST_VERSION => Some(Manifest {
-                nodes: f.nodes.into_iter().map(|n| (n.path.clone(), n)).collect(),
-            }),
+            Ok(f) if f.zarr_wavfs_manifest == MANIFEST_VERSION => {
+                if let Some(bad) = f.nodes.iter().find(|n| !is_node_path(&n.path)) {
+                    log::warn!(
+                        "{}: the manifest lists {:?}, which is no archive path; ignoring it",
+                        store.location(MANIFEST_KEY),
+                        bad.path
+                    );
+                    return None;
+                }
+                Some(Manifest {
+                    nodes: f.nodes.into_iter().map(|n| (n.path.clone(), n)).collect(),
+                })
+            }
             Ok(f) => {
                 log::warn!(
                     "{}: manifest version {} is not {MANIFEST_VERSION}; ignoring it",
@@ -289,6 +299,15 @@ fn retry_pause(attempt: u32) -> Duration {
     Duration::from_millis(u64::from(attempt.min(10)) * 20 + jitter)
 }
 
+/// Whether `path` is an archive-relative path as writers list them: names joined by
+/// single slashes, none empty, `.` or `..`. Any other path would misplace the tree read
+/// from the manifest (an empty one is its own child, so building the tree never ends) or
+/// name something outside the archive.
+fn is_node_path(path: &str) -> bool {
+    path.split('/')
+        .all(|n| !n.is_empty() && n != "." && n != "..")
+}
+
 fn join(parent: &str, name: &str) -> String {
     if parent.is_empty() {
         name.to_string()
@@ -426,6 +445,26 @@ mod tests {
             .filter(|n| n.recording.is_some())
             .map(|n| n.path.clone())
             .collect()
+    }
+
+    #[test]
+    fn a_manifest_listing_a_path_that_is_no_archive_path_is_not_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &crate::store::Address::Local(tmp.path().to_path_buf()),
+            &Default::default(),
+        )
+        .unwrap();
+        let manifest = |path: &str| {
+            let f = serde_json::json!({"zarr_wavfs_manifest": 1, "nodes": [
+                {"path": "a", "modified_ns": 1}, {"path": path, "modified_ns": 2}]});
+            serde_json::to_vec(&f).unwrap()
+        };
+        for bad in ["", "a/", "/a", "a//b", "a/./b", "../b", "a/.."] {
+            assert!(Manifest::parse(&store, &manifest(bad)).is_none(), "{bad:?}");
+        }
+        let m = Manifest::parse(&store, &manifest("a/b.c")).expect("a good path");
+        assert_eq!(m.children("a"), ["b.c"]);
     }
 
     #[test]

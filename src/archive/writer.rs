@@ -10,7 +10,7 @@ use zarrs::array::{ArrayBuilder, codec::ZstdCodec, data_type};
 
 use super::index::PageRow;
 use super::samples::SamplesWriter;
-use super::store::{Node, read_group_attrs, write_group, zarr_path};
+use super::store::{Node, group_json, read_group_attrs, write_group, zarr_path};
 use super::{Archive, ArchiveError, RecordingMeta, STAGING_DIR, SampleKind, meta};
 use crate::store::{Expect, Location, Published, Store};
 
@@ -138,9 +138,12 @@ impl StagedRecording {
 
     /// Writes the recording's group metadata and makes it visible at its target.
     ///
-    /// Refuses to replace an existing node unless `force`. Locally the old one is
-    /// swapped out atomically (`renameat2(RENAME_EXCHANGE)`) and then deleted; in an
-    /// object store its `zarr.json` goes first (it disappears), then its arrays, and
+    /// Refuses to replace an existing node unless `force`, and even then replaces only
+    /// a recording, never a folder (or anything else). Locally the old one is swapped
+    /// out atomically (`renameat2(RENAME_EXCHANGE)`) and then deleted; if what was
+    /// swapped out is not a recording (a folder another import made meanwhile), it is
+    /// swapped back at once. In an object store the target's kind is checked inside
+    /// the claim, then its `zarr.json` goes first (it disappears), then its arrays, and
     /// the new one is copied in.
     pub fn commit(mut self, meta: &RecordingMeta, force: bool) -> Result<(), ArchiveError> {
         let target = self.store.location(&self.target);
@@ -150,8 +153,9 @@ impl StagedRecording {
             write_group(&self.store, &self.rel, meta.to_attrs())?;
             match self.store.publish_local(&self.rel, &self.target, force)? {
                 Published::New => self.committed = true,
-                // The staged prefix now holds the replaced node; Drop removes it.
-                Published::Replaced => {}
+                // The staged prefix now holds the replaced node; Drop removes it,
+                // unless it is not a recording.
+                Published::Replaced => self.check_replaced()?,
                 Published::Exists => return Err(ArchiveError::Exists { path: target }),
             }
             return Ok(());
@@ -162,7 +166,12 @@ impl StagedRecording {
         match read_group_attrs(&self.store, &self.target)? {
             Node::Missing => {}
             _ if !force => return Err(ArchiveError::Exists { path: target }),
-            _ => {
+            // Right before erasing: what another writer made there since the import
+            // looked (a folder of recordings) is not erased.
+            node => {
+                if let Some(what) = not_a_recording(&self.store, &self.target, node)? {
+                    return Err(ArchiveError::NotARecording { path: target, what });
+                }
                 self.store.erase(&format!("{}/zarr.json", self.target))?;
                 self.store.erase_prefix(&self.target)?;
             }
@@ -171,6 +180,123 @@ impl StagedRecording {
         write_group(&self.store, &self.target, meta.to_attrs())?;
         // The recording is visible from here on; its staged copy is left for Drop.
         Ok(())
+    }
+
+    /// After a local `RENAME_EXCHANGE`: the node swapped out (now at the staging name)
+    /// must be a recording. The import checked before it started, but a folder may
+    /// have been made at the target since (`import --into` of that name); that is
+    /// exchanged back at once and the commit fails, nothing of the folder lost.
+    fn check_replaced(&mut self) -> Result<(), ArchiveError> {
+        let verdict = read_group_attrs(&self.store, &self.rel)
+            .and_then(|node| not_a_recording(&self.store, &self.rel, node));
+        let what = match verdict {
+            Ok(None) => return Ok(()),
+            Ok(Some(what)) => Ok(what),
+            // Unknown: it is put back rather than deleted.
+            Err(e) => Err(e),
+        };
+        let target = self.store.location(&self.target);
+        match self.store.publish_local(&self.rel, &self.target, true) {
+            // Swapped back: the staged prefix holds this import's recording again.
+            Ok(Published::Replaced) => self.rescue_entries(),
+            // Nothing was at the target any more (removed meanwhile): the old node is
+            // back. Or it could not be put back: it stays where it is, never deleted.
+            Ok(Published::New | Published::Exists) => self.committed = true,
+            Err(e) => {
+                self.committed = true;
+                log::error!(
+                    "{target}: what was there is at {} now and could not be put back: {e}",
+                    self.store.location(&self.rel)
+                );
+                return Err(e.into());
+            }
+        }
+        Err(ArchiveError::NotARecording {
+            path: target,
+            what: what?,
+        })
+    }
+
+    /// Moves back into the target what another import committed into it during the
+    /// moment it was this import's recording (the entries a recording does not have).
+    fn rescue_entries(&self) {
+        let Ok(names) = self.store.list_dirs(&self.rel) else {
+            return;
+        };
+        for name in names
+            .iter()
+            .filter(|n| !RECORDING_ENTRIES.contains(&n.as_str()))
+        {
+            let (from, to) = (
+                format!("{}/{name}", self.rel),
+                format!("{}/{name}", self.target),
+            );
+            match self.store.publish_local(&from, &to, false) {
+                Ok(Published::New) => log::info!(
+                    "{}: moved back from {}",
+                    self.store.location(&to),
+                    self.store.location(&from)
+                ),
+                Ok(_) | Err(_) => log::warn!(
+                    "{}: committed into the target while it was briefly replaced; could not \
+                     be moved back to {}",
+                    self.store.location(&from),
+                    self.store.location(&to)
+                ),
+            }
+        }
+    }
+}
+
+/// The arrays and groups a recording holds (everything else below it was put there by
+/// someone else).
+const RECORDING_ENTRIES: [&str; 5] = ["stream", "index", "checkpoints", "samples", "chunk_crc32c"];
+
+/// Why the node at `rel` (read as `node`) may not be replaced by `import --force`, or
+/// None for a recording. A recording holds its arrays and its checkpoints; a child
+/// that is a folder or a recording means the node is really a folder.
+fn not_a_recording(store: &Store, rel: &str, node: Node) -> Result<Option<String>, ArchiveError> {
+    match node {
+        Node::Group(attrs) if meta::is_recording(&attrs) => {}
+        Node::Group(attrs) if meta::is_folder(&attrs) => return Ok(Some("a folder".into())),
+        Node::Missing => return Ok(Some("not a recording (it has no zarr.json)".into())),
+        _ => return Ok(Some("not a recording".into())),
+    }
+    let children = match store.list_dirs(rel) {
+        Ok(c) => c,
+        // A web server cannot list; it cannot be written either.
+        Err(crate::store::StoreError::Unsupported { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let foreign = |c: &&String| {
+        !RECORDING_ENTRIES.contains(&c.as_str()) && !c.starts_with('.') && !c.starts_with("__")
+    };
+    for child in children.iter().filter(foreign) {
+        if let Node::Group(a) = read_group_attrs(store, &format!("{rel}/{child}"))?
+            && (meta::is_recording(&a) || meta::is_folder(&a))
+        {
+            return Ok(Some(format!(
+                "a recording with \"{child}\" inside it, a folder or recording of its own"
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `import --force` may replace the node at archive-relative `target`: Ok
+/// when there is none or it is a recording, else `NotARecording`. The commit checks
+/// again (`StagedRecording::commit`).
+pub fn check_replaceable(archive: &Archive, target: &str) -> Result<(), ArchiveError> {
+    let store = archive.store();
+    match read_group_attrs(store, target)? {
+        Node::Missing => Ok(()),
+        node => match not_a_recording(store, target, node)? {
+            None => Ok(()),
+            Some(what) => Err(ArchiveError::NotARecording {
+                path: store.location(target),
+                what,
+            }),
+        },
     }
 }
 
@@ -335,7 +461,7 @@ pub fn ensure_folders(store: &Store, target: &str) -> Result<(), ArchiveError> {
         }
         rel.push_str(part);
         match read_group_attrs(store, &rel)? {
-            Node::Missing => write_group(store, &rel, meta::folder_attrs())?,
+            Node::Missing => create_folder(store, &rel)?,
             Node::Group(attrs) if meta::is_folder(&attrs) => {}
             _ => {
                 return Err(ArchiveError::metadata(
@@ -346,6 +472,40 @@ pub fn ensure_folders(store: &Store, target: &str) -> Result<(), ArchiveError> {
         }
     }
     Ok(())
+}
+
+/// Creates the folder group `rel`, never over what another writer put there meanwhile
+/// (a recording committed at that name, whose `zarr.json` an overwrite would turn into
+/// a folder's): locally a staged directory holding the folder's `zarr.json` is renamed
+/// into place (`RENAME_NOREPLACE`), so the folder also never exists without it; in an
+/// object store the `zarr.json` is written only if absent (`If-None-Match: *`).
+/// Whoever comes first wins; what is there then must be a folder.
+fn create_folder(store: &Store, rel: &str) -> Result<(), ArchiveError> {
+    let created = if store.local_root().is_some() {
+        let staged = format!("{STAGING_DIR}/{}", staging_name("dir"));
+        write_group(store, &staged, meta::folder_attrs())?;
+        let published = store.publish_local(&staged, rel, false);
+        if !matches!(published, Ok(Published::New)) {
+            let _ = store.erase_prefix(&staged);
+        }
+        matches!(published?, Published::New)
+    } else {
+        let bytes = group_json(meta::folder_attrs());
+        store.put_if(&format!("{rel}/zarr.json"), bytes.into(), &Expect::Absent)?
+    };
+    if created {
+        return Ok(());
+    }
+    match read_group_attrs(store, rel)? {
+        Node::Group(attrs) if meta::is_folder(&attrs) => Ok(()),
+        // A directory without `zarr.json` (made by hand, or left by an older version)
+        // becomes the folder, as it always did.
+        Node::Missing => write_group(store, rel, meta::folder_attrs()),
+        _ => Err(ArchiveError::metadata(
+            store.location(rel),
+            "exists and is not a folder",
+        )),
+    }
 }
 
 /// Whether the writer that named a staging entry `name` (`KIND-PID-NANOS-N-HOST`,
@@ -420,5 +580,96 @@ pub fn clean_stale_staging(archive: &Archive) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::{Codec, ImportOptions, Job, import_one};
+
+    /// Imports `input` as `target` of `archive` (PCM).
+    fn import(archive: &Archive, input: &std::path::Path, target: &str) {
+        let opts = ImportOptions {
+            codec: Some(Codec::Pcm),
+            ..ImportOptions::default()
+        };
+        let job = Job {
+            input: input.to_path_buf(),
+            target: target.into(),
+        };
+        import_one(archive, &job, &opts).unwrap();
+    }
+
+    /// Stages a recording for `x`, lets another import make folder `x` with a
+    /// recording in it, then commits with `force`: refused, nothing of the folder lost.
+    fn a_folder_made_meanwhile_is_not_replaced(archive: &Archive, input: &std::path::Path) {
+        let meta = archive.recording("r").unwrap().meta().clone();
+        let staged = StagedRecording::new(archive, "x").unwrap();
+        staged.write_stream(b"not read").unwrap();
+        import(archive, input, "x/a");
+        let before = archive.recording("x/a").unwrap().meta().clone();
+        match staged.commit(&meta, true) {
+            Err(ArchiveError::NotARecording { what, .. }) => assert_eq!(what, "a folder"),
+            other => panic!("committed over a folder: {other:?}"),
+        }
+        assert_eq!(archive.recording("x/a").unwrap().meta(), &before);
+        let listed: Vec<String> = archive
+            .recordings()
+            .unwrap()
+            .into_iter()
+            .map(|(p, m)| {
+                m.unwrap();
+                p
+            })
+            .collect();
+        assert_eq!(listed, ["r", "x/a"]);
+        // The folder is a folder still, and `--force` of a recording still replaces.
+        assert!(check_replaceable(archive, "x").is_err());
+        assert!(check_replaceable(archive, "x/a").is_ok());
+        let staged = StagedRecording::new(archive, "x/a").unwrap();
+        staged.write_stream(b"not read").unwrap();
+        staged.commit(&meta, true).unwrap();
+    }
+
+    #[test]
+    fn force_swaps_back_a_folder_made_after_the_import_started() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (archive, _) = crate::test_support::recording(tmp.path(), 1, Codec::Pcm);
+        a_folder_made_meanwhile_is_not_replaced(&archive, &tmp.path().join("in.wav"));
+        // Nothing is left in the staging area but what pinned readers hold.
+        let staged = archive.store().list_dirs(STAGING_DIR).unwrap();
+        assert!(staged.iter().all(|n| !n.starts_with("rec-")), "{staged:?}");
+    }
+
+    #[test]
+    fn force_in_an_object_store_checks_the_target_inside_the_claim() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, _) = crate::test_support::recording(tmp.path(), 1, Codec::Pcm);
+        let store = Store::from_object_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            "memory://a",
+            &crate::store::StoreOptions::default(),
+        );
+        write_group(&store, "", meta::archive_attrs()).unwrap();
+        let archive = Archive::open_store(store).unwrap();
+        let input = tmp.path().join("in.wav");
+        import(&archive, &input, "r");
+        a_folder_made_meanwhile_is_not_replaced(&archive, &input);
+    }
+
+    #[test]
+    fn a_recording_committed_first_is_not_turned_into_a_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (archive, rec) = crate::test_support::recording(tmp.path(), 1, Codec::Pcm);
+        // Another import finds "r" missing and creates the folder after the commit.
+        assert!(create_folder(archive.store(), "r").is_err());
+        assert_eq!(archive.recording("r").unwrap().meta(), rec.meta());
+        create_folder(archive.store(), "f").unwrap();
+        create_folder(archive.store(), "f").unwrap();
+        assert!(matches!(
+            read_group_attrs(archive.store(), "f").unwrap(),
+            Node::Group(a) if meta::is_folder(&a)
+        ));
     }
 }

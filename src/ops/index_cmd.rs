@@ -9,18 +9,100 @@ use crate::codec::opus::{CheckpointsAt, write_checkpoints};
 /// Per recording path: the number of checkpoints written, or why not.
 pub type RebuildOutcome = (String, Result<usize, CodecError>);
 
+/// What versions before the store layer named the new checkpoints they built inside the
+/// recording (`<recording>/.checkpoints-new-<pid>`); a killed `index` left it there.
+const OLD_CHECKPOINTS_PREFIX: &str = ".checkpoints-new-";
+
+/// A directory an interrupted `index` left in a recording.
+pub(crate) struct Leftover {
+    /// Its name in the recording's directory.
+    pub name: String,
+    /// The process that wrote it, and whether it still runs.
+    pub pid: i32,
+    pub running: bool,
+}
+
+/// The `.checkpoints-new-<pid>` directories in the recording at `path` (local archives
+/// only: the versions that wrote them indexed local archives only).
+pub(crate) fn checkpoint_leftovers(archive: &Archive, path: &str) -> Vec<Leftover> {
+    if archive.store().local_root().is_none() {
+        return Vec::new();
+    }
+    let Ok(names) = archive.store().list_dirs(path) else {
+        return Vec::new();
+    };
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let pid = name
+                .strip_prefix(OLD_CHECKPOINTS_PREFIX)?
+                .parse::<i32>()
+                .ok()?;
+            Some(Leftover {
+                running: crate::store::process_running(pid),
+                name,
+                pid,
+            })
+        })
+        .collect()
+}
+
+/// Removes what interrupted runs of `index` (and `import`) left whose process no
+/// longer runs: `checkpoints-<pid>-…` in the staging directory, and the
+/// `.checkpoints-new-<pid>` directories of older versions inside the recordings.
+fn clean_leftovers(archive: &Archive, recordings: &[String]) {
+    crate::archive::writer::clean_stale_staging(archive);
+    for path in recordings {
+        for l in checkpoint_leftovers(archive, path) {
+            let rel = format!("{path}/{}", l.name);
+            if l.running {
+                log::info!(
+                    "{}: process {} still runs; left as it is",
+                    archive.location(&rel),
+                    l.pid
+                );
+            } else if let Err(e) = archive.store().erase_prefix(&rel) {
+                log::warn!("removing the leftover of an interrupted index: {e}");
+            } else {
+                log::info!(
+                    "removed the leftover of an interrupted index: {}",
+                    archive.location(&rel)
+                );
+            }
+        }
+    }
+}
+
 /// Rebuilds checkpoints of `paths` (all Opus recordings when empty: FLAC and PCM
 /// recordings have none) in parallel, each replacing the old set atomically. Returns per
-/// recording its outcome (checkpoint count).
+/// recording its outcome (checkpoint count). In a local archive it first removes what
+/// interrupted runs left whose process is gone (`clean_leftovers`).
 pub fn rebuild_checkpoints(
     archive: &Archive,
     paths: &[String],
     interval_secs: f64,
 ) -> Result<Vec<RebuildOutcome>, ArchiveError> {
-    let paths: Vec<String> = if paths.is_empty() {
-        archive
-            .recordings()?
-            .into_iter()
+    let all = if paths.is_empty() {
+        Some(archive.recordings()?)
+    } else {
+        None
+    };
+    if archive.store().local_root().is_some() && archive.store().is_writable() {
+        let every: Vec<String> = match &all {
+            Some(all) => all.iter().map(|(p, _)| p.clone()).collect(),
+            // Named recordings are rebuilt even where the archive's tree cannot be read.
+            None => match archive.recordings() {
+                Ok(all) => all.into_iter().map(|(p, _)| p).collect(),
+                Err(e) => {
+                    log::warn!("not looking for leftovers of interrupted runs: {e}");
+                    Vec::new()
+                }
+            },
+        };
+        clean_leftovers(archive, &every);
+    }
+    let paths: Vec<String> = if let Some(all) = all {
+        all.into_iter()
             .filter(|(_, m)| m.as_ref().is_ok_and(|m| m.codec == "opus"))
             .map(|(p, _)| p)
             .collect()

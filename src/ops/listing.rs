@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use crate::archive::{Archive, ArchiveError, Entry, RecordingMeta, StreamBytes as _};
 use crate::codec::opus::current_fingerprint;
+use crate::ops::verify::{Completeness, completeness};
 use crate::wav_file::{layout_for, served_format};
 
 /// "1:02:03.5" style duration.
@@ -53,7 +54,31 @@ fn stored(bytes: Option<u64>, m: &RecordingMeta) -> String {
     )
 }
 
-/// The archive tree, one line per node. Returns the text and whether any recording is unreadable.
+/// `name` as `ls` and `info` print it, so that no name can start a line of its own or
+/// send the terminal an escape sequence: a backslash becomes `\\`; newline, tab and
+/// carriage return become `\n`, `\t`, `\r`; any other control character becomes
+/// `\xHH` (below U+0080) or `\u{HHHH}` (U+0080 to U+009F). Nothing else changes, and
+/// the escaping is one-to-one (a printed `\` always starts an escape).
+pub fn escape_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() && c.is_ascii() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The archive-relative paths of the recordings committed after `since`, oldest
 /// first (`ls --since`, for scripts that process what is new).
 pub fn committed_since(
@@ -81,6 +106,10 @@ pub fn committed_since(
     Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 
+/// The archive tree, one line per node, names escaped (`escape_name`). Returns the text
+/// and whether any recording is unreadable or missing: a recording the manifest lists
+/// that is not in the tree (deleted, or its `zarr.json` damaged) gets a warning on
+/// stderr, since it has no place in the tree to be shown at.
 pub fn ls(archive: &Archive) -> Result<(String, bool), ArchiveError> {
     let mut out = String::new();
     let mut broken = false;
@@ -95,7 +124,7 @@ pub fn ls(archive: &Archive) -> Result<(String, bool), ArchiveError> {
             let pad = "  ".repeat(depth);
             match e {
                 Entry::Folder { name, children, .. } => {
-                    let _ = writeln!(out, "{pad}{name}/");
+                    let _ = writeln!(out, "{pad}{}/", escape_name(name));
                     walk(archive, children, depth + 1, out, broken);
                 }
                 Entry::Recording {
@@ -114,7 +143,8 @@ pub fn ls(archive: &Archive) -> Result<(String, bool), ArchiveError> {
                     });
                     let _ = writeln!(
                         out,
-                        "{pad}{name}.wav  {}  {} Hz  {} ch  {}  {}  {} ({})",
+                        "{pad}{}.wav  {}  {} Hz  {} ch  {}  {}  {} ({})",
+                        escape_name(name),
                         format_duration(m.duration_secs()),
                         m.original_sample_rate,
                         m.channels,
@@ -128,12 +158,36 @@ pub fn ls(archive: &Archive) -> Result<(String, bool), ArchiveError> {
                     name, meta: Err(e), ..
                 } => {
                     *broken = true;
-                    let _ = writeln!(out, "{pad}{name}  UNREADABLE: {e}");
+                    let _ = writeln!(
+                        out,
+                        "{pad}{}  UNREADABLE: {}",
+                        escape_name(name),
+                        escape_name(&e.to_string())
+                    );
                 }
             }
         }
     }
-    walk(archive, &archive.tree()?, 0, &mut out, &mut broken);
+    let tree = archive.tree()?;
+    walk(archive, &tree, 0, &mut out, &mut broken);
+    // Where the manifest cannot tell (none, or stale), `verify` says so; `ls` does not.
+    match completeness(archive, &tree) {
+        Ok(Completeness::Checked(missing)) => {
+            for m in &missing {
+                log::warn!(
+                    "{}: {}",
+                    escape_name(&archive.location(&m.path).to_string()),
+                    escape_name(&m.problem)
+                );
+            }
+            broken |= !missing.is_empty();
+        }
+        Ok(Completeness::Unchecked(_)) => {}
+        Err(e) => log::warn!(
+            "could not check that every recording is listed: {}",
+            escape_name(&e.to_string())
+        ),
+    }
     Ok((out, broken))
 }
 
@@ -142,7 +196,7 @@ pub fn info(archive: &Archive, path: &str) -> Result<String, ArchiveError> {
     let rec = archive.recording(path)?;
     let m = rec.meta();
     let mut o = String::new();
-    let _ = writeln!(o, "recording:            {}", rec.path());
+    let _ = writeln!(o, "recording:            {}", escape_name(rec.path()));
     let _ = writeln!(o, "codec:                {}", m.codec);
     let _ = writeln!(o, "channels:             {}", m.channels);
     let _ = writeln!(o, "frames:               {}", m.frames);
@@ -176,7 +230,9 @@ pub fn info(archive: &Archive, path: &str) -> Result<String, ArchiveError> {
         let _ = writeln!(
             o,
             "source:               {} ({} bytes, sha256 {})",
-            s.name, s.size, s.sha256
+            escape_name(&s.name),
+            s.size,
+            s.sha256
         );
     }
     let _ = writeln!(o, "WAV size served:      {} bytes", wav_size(m));
@@ -184,11 +240,17 @@ pub fn info(archive: &Archive, path: &str) -> Result<String, ArchiveError> {
         let names: Vec<String> = m
             .chunks
             .iter()
-            .map(|c| format!("{} ({} bytes)", c.id, c.body.len()))
+            .map(|c| {
+                format!(
+                    "{} ({} bytes)",
+                    escape_name(&c.id.to_string()),
+                    c.body.len()
+                )
+            })
             .collect();
         let _ = writeln!(o, "kept chunks:          {}", names.join(", "));
         for (k, v) in m.chunks.iter().flat_map(crate::chunks::fields::fields) {
-            let _ = writeln!(o, "  {k}: {v}");
+            let _ = writeln!(o, "  {}: {}", escape_name(&k), escape_name(&v));
         }
     }
     let (audio, index, ckpt) = rec.disk_usage();

@@ -1,9 +1,14 @@
 //! `verify`: decode everything and check stream, index and checkpoints against each other.
 
+use std::collections::HashSet;
+
 use rayon::prelude::*;
 
 use crate::archive::index::{self};
-use crate::archive::{Archive, ArchiveError, RecordingStore, STAGING_DIR, StreamBytes};
+use crate::archive::manifest::MANIFEST_KEY;
+use crate::archive::{
+    Archive, ArchiveError, Entry, Manifest, RecordingStore, STAGING_DIR, StreamBytes,
+};
 use crate::codec::opus::{
     Packets, build_checkpoints, current_fingerprint, restore_checkpoint, span_starts,
 };
@@ -19,24 +24,169 @@ pub struct Problem {
     pub error: bool,
 }
 
-/// Checks every recording; returns what it found, recordings in archive order.
+/// A recording the manifest lists that is not in the archive's tree.
+#[derive(Debug, Clone)]
+pub(crate) struct Missing {
+    /// Archive-relative.
+    pub path: String,
+    /// What is stored there instead.
+    pub problem: String,
+}
+
+/// Whether every recording the manifest lists is in a tree (docs/FORMAT.md, "Manifest").
+pub(crate) enum Completeness {
+    /// The manifest could be held to the tree; these of its recordings are not in it.
+    Checked(Vec<Missing>),
+    /// The manifest cannot tell, for this reason: there is none, it is unreadable, or
+    /// it does not list recordings that are stored (it is stale).
+    Unchecked(String),
+}
+
+/// Holds `tree` (as `Archive::tree` gave it) to the manifest. The manifest lists every
+/// recording at each commit of `import` and `rm`; a recording it lists that is not in the
+/// tree was lost behind the archive's back (its directory deleted, its `zarr.json`
+/// deleted or damaged so that it is no longer a recording's). A manifest that does not
+/// list a readable recording of the tree is older than the archive (another tool wrote
+/// it, or an import was killed before it rewrote the manifest): then nothing can be
+/// told from it.
+pub(crate) fn completeness(
+    archive: &Archive,
+    tree: &[Entry],
+) -> Result<Completeness, ArchiveError> {
+    fn recordings<'a>(entries: &'a [Entry], out: &mut Vec<(&'a str, bool)>) {
+        for e in entries {
+            match e {
+                Entry::Folder { children, .. } => recordings(children, out),
+                Entry::Recording { path, meta, .. } => out.push((path, meta.is_ok())),
+            }
+        }
+    }
+    let store = archive.store();
+    let Some(manifest) = Manifest::read(store)? else {
+        return Ok(Completeness::Unchecked(
+            if store.get(MANIFEST_KEY)?.is_none() {
+                "there is no manifest (`zarr-wavfs manifest` writes one)"
+            } else {
+                "the manifest is unreadable or of another version (`zarr-wavfs manifest` rewrites it)"
+            }
+            .into(),
+        ));
+    };
+    let listed_entries = manifest.entries(store);
+    let mut listed = Vec::new();
+    recordings(&listed_entries, &mut listed);
+    let listed: HashSet<&str> = listed.into_iter().map(|(p, _)| p).collect();
+    let mut stored = Vec::new();
+    recordings(tree, &mut stored);
+    let unlisted: Vec<&str> = stored
+        .iter()
+        .filter(|(p, readable)| *readable && !listed.contains(p))
+        .map(|(p, _)| *p)
+        .collect();
+    if let Some(first) = unlisted.first() {
+        return Ok(Completeness::Unchecked(format!(
+            "the manifest does not list {} stored recording(s) ({}{}): written by another \
+             tool, or an import was killed before it updated the manifest \
+             (`zarr-wavfs manifest` rewrites it)",
+            unlisted.len(),
+            first,
+            if unlisted.len() > 1 { ", ..." } else { "" }
+        )));
+    }
+    let stored: HashSet<&str> = stored.into_iter().map(|(p, _)| p).collect();
+    let mut missing: Vec<Missing> = listed
+        .into_iter()
+        .filter(|p| !stored.contains(p))
+        .map(|p| Missing {
+            path: p.to_string(),
+            problem: what_is_there(archive, p),
+        })
+        .collect();
+    missing.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Completeness::Checked(missing))
+}
+
+/// Why the node at `path`, which the manifest lists as a recording, is not one now.
+fn what_is_there(archive: &Archive, path: &str) -> String {
+    let store = archive.store();
+    let says = "listed in the manifest as a recording, but";
+    let accept = "(if it is gone for good, `zarr-wavfs manifest` records that)";
+    let obj = match store.get(&format!("{path}/zarr.json")) {
+        Ok(Some(obj)) => obj,
+        Ok(None) if store.is_listable() && !store.is_empty(path).unwrap_or(true) => {
+            return format!("{says} its zarr.json is missing {accept}");
+        }
+        Ok(None) => {
+            return format!(
+                "{says} nothing is stored at its path: deleted behind the archive's back {accept}"
+            );
+        }
+        Err(e) => return format!("{says} its zarr.json cannot be read: {e}"),
+    };
+    let v: serde_json::Value = match serde_json::from_slice(&obj.bytes) {
+        Ok(v) => v,
+        Err(e) => return format!("{says} its zarr.json is not JSON: {e}"),
+    };
+    if v.get("zarr_format") != Some(&3.into()) || v.get("node_type") != Some(&"group".into()) {
+        return format!("{says} its zarr.json is not a Zarr v3 group {accept}");
+    }
+    match v.pointer(&format!("/attributes/{}/kind", crate::archive::ATTR_KEY)) {
+        None => format!(
+            "{says} its zarr.json has no {}.kind {accept}",
+            crate::archive::ATTR_KEY
+        ),
+        Some(kind) => format!("{says} its zarr.json says kind {kind}, not \"recording\" {accept}"),
+    }
+}
+
+/// Checks every recording; returns what it found, recordings in archive order, then
+/// the recordings the manifest lists that are missing, then notes on the archive.
 pub fn verify(archive: &Archive) -> Result<Vec<Problem>, ArchiveError> {
-    let recs = archive.recordings()?;
+    fn flatten<'a>(entries: &'a [Entry], out: &mut Vec<(&'a str, Option<&'a ArchiveError>)>) {
+        for e in entries {
+            match e {
+                Entry::Folder { children, .. } => flatten(children, out),
+                Entry::Recording { path, meta, .. } => out.push((path, meta.as_ref().err())),
+            }
+        }
+    }
+    let tree = archive.tree()?;
+    let mut recs = Vec::new();
+    flatten(&tree, &mut recs);
     let mut problems: Vec<Problem> = recs
         .par_iter()
-        .flat_map_iter(|(path, meta)| match meta {
-            Err(e) => vec![Problem {
-                path: path.clone(),
+        .flat_map_iter(|(path, err)| match err {
+            Some(e) => vec![Problem {
+                path: path.to_string(),
                 message: e.to_string(),
                 error: true,
             }],
-            Ok(_) => verify_one(archive, path),
+            None => verify_one(archive, path),
         })
         .collect();
+    match completeness(archive, &tree) {
+        Ok(Completeness::Checked(missing)) => {
+            problems.extend(missing.into_iter().map(|m| Problem {
+                path: m.path,
+                message: m.problem,
+                error: true,
+            }))
+        }
+        Ok(Completeness::Unchecked(why)) => problems.push(Problem {
+            path: MANIFEST_KEY.into(),
+            message: format!("could not check that every recording is there: {why}"),
+            error: false,
+        }),
+        Err(e) => problems.push(Problem {
+            path: MANIFEST_KEY.into(),
+            message: format!("could not check that every recording is there: {e}"),
+            error: true,
+        }),
+    }
     if archive.store().is_listable() && !archive.store().is_empty(STAGING_DIR).unwrap_or(true) {
         problems.push(Problem {
             path: STAGING_DIR.into(),
-            message: "leftovers of an interrupted or running import (invisible; removed by the next import)".into(),
+            message: "leftovers of an interrupted or running import or index (invisible; removed by the next import or index)".into(),
             error: false,
         });
     }
@@ -59,6 +209,23 @@ fn verify_one(archive: &Archive, path: &str) -> Vec<Problem> {
             return out;
         }
     };
+    for l in super::index_cmd::checkpoint_leftovers(archive, path) {
+        problem(
+            format!(
+                "{}: leftover of an interrupted `zarr-wavfs index` ({}; invisible)",
+                l.name,
+                if l.running {
+                    format!("process {} still runs", l.pid)
+                } else {
+                    format!(
+                        "process {} is gone: the next `zarr-wavfs index` removes it",
+                        l.pid
+                    )
+                }
+            ),
+            false,
+        );
+    }
     let checked = match rec.meta().codec.as_str() {
         "pcm" => check_pcm(&rec),
         "flac" => check_flac(&rec, &mut problem),

@@ -236,10 +236,18 @@ impl LocalStore {
         Ok(names)
     }
 
+    /// Whether the directory `rel` holds nothing but (at the root) the staging
+    /// directory: that holds the temporary files of an archive's root `zarr.json` while
+    /// another process creates the archive (it comes first, and its fsync may take
+    /// seconds on a busy disk), so a directory with nothing else in it is an archive
+    /// being created, or one whose creation was interrupted: whoever comes next writes
+    /// the same root `zarr.json` (each through its own temporary file renamed into
+    /// place) and takes it for theirs, instead of waiting for the other.
     pub(super) fn is_empty(&self, rel: &str) -> Result<bool, StoreError> {
         let dir = self.path(rel);
+        let root = rel.trim_matches('/').is_empty();
         match std::fs::read_dir(&dir) {
-            Ok(mut it) => Ok(it.next().is_none()),
+            Ok(mut it) => Ok(it.all(|e| e.is_ok_and(|e| root && e.file_name() == TMP_DIR))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
             Err(e) => Err(StoreError::io(dir, e)),
         }
