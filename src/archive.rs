@@ -3,6 +3,7 @@
 //! checkpoints; it knows nothing of decoding.
 
 pub mod checkpoints;
+pub mod completeness;
 pub mod index;
 pub mod manifest;
 pub mod meta;

@@ -139,6 +139,20 @@ fn recordings_the_manifest_lists_do_not_vanish_silently() {
                 );
             }
         }
+        // A mount lists it, and opening it fails (EIO) instead of the file vanishing.
+        if fuse_available() {
+            let m = Mount::start(&arch, dir.path(), &format!("mnt{i}"), &[]);
+            let file = m.path(&format!("{rec}.wav"));
+            assert!(file.exists(), "{what}: {} not in the mount", file.display());
+            let e = std::fs::read(&file).expect_err("a missing recording reads");
+            assert_eq!(e.raw_os_error(), Some(libc::EIO), "{what}: {e}");
+            assert!(m.log().contains(needle), "{what}: {}", m.log());
+            for other in ["a", "b", "c"] {
+                if other != rec && !(what == "recording deleted" && other == "a") {
+                    assert!(std::fs::read(m.path(&format!("{other}.wav"))).is_ok());
+                }
+            }
+        }
 
         // `zarr-wavfs manifest` records what is there now: the loss is accepted.
         let o = run_bounded(&[&"manifest", &arch], LIMIT);

@@ -122,7 +122,7 @@ impl FileSystem {
     /// what keeps its inode). Whole-recording files no longer listed are forgotten once
     /// no handle uses them.
     pub fn refresh(&self) -> Result<Changes, ArchiveError> {
-        let entries = self.archive.tree()?;
+        let entries = Tree::entries(&self.archive)?;
         // One refresh at a time: two would each start from the same old tree.
         let mut current = self.tree.write();
         let (next, changes) = current.refreshed(entries);

@@ -88,7 +88,20 @@ impl Tree {
         expansion: Option<TimeExpansion>,
     ) -> Result<Tree, ArchiveError> {
         let empty = Tree::empty(archive.modified(), format, expansion);
-        Ok(empty.refreshed(archive.tree()?).0)
+        Ok(empty.refreshed(Self::entries(archive)?).0)
+    }
+
+    /// What a mount lists: the archive's tree with the recordings its manifest lists
+    /// that went missing put back as unreadable ones (`completeness::with_missing`), so
+    /// they fail with a reason instead of vanishing. Locally only: a remote tree comes
+    /// from the manifest itself whenever the manifest is up to date.
+    pub fn entries(archive: &Archive) -> Result<Vec<Entry>, ArchiveError> {
+        let tree = archive.tree()?;
+        Ok(if archive.store().local_root().is_some() {
+            crate::archive::completeness::with_missing(archive, tree)
+        } else {
+            tree
+        })
     }
 
     fn empty(

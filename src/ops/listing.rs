@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
+use crate::archive::completeness::{Completeness, completeness};
 use crate::archive::{Archive, ArchiveError, Entry, RecordingMeta, StreamBytes as _};
 use crate::codec::opus::current_fingerprint;
-use crate::ops::verify::{Completeness, completeness};
 use crate::wav_file::{layout_for, served_format};
 
 /// "1:02:03.5" style duration.
