@@ -79,7 +79,7 @@ fn recordings_the_manifest_lists_do_not_vanish_silently() {
     assert!(!all.contains("could not check"), "{all}");
 
     type Damage = fn(&Path);
-    let cases: [(&str, Damage, &str, &str); 5] = [
+    let cases: [(&str, Damage, &str, &str); 6] = [
         (
             "one bit of kind",
             |a| replace_in(&a.join("b/zarr.json"), "\"recording\"", "\"recordhng\""),
@@ -103,6 +103,14 @@ fn recordings_the_manifest_lists_do_not_vanish_silently() {
             |a| std::fs::remove_dir_all(a.join("site")).unwrap(),
             "site/2025/d",
             "nothing is stored",
+        ),
+        (
+            "folder zarr.json damaged",
+            |a| {
+                std::fs::write(a.join("site/2025/zarr.json"), b"{\"zarr_format\": 3, \"no").unwrap()
+            },
+            "site/2025/d",
+            "a folder on its path cannot be read",
         ),
         (
             "node_type changed",
@@ -158,6 +166,11 @@ fn recordings_the_manifest_lists_do_not_vanish_silently() {
         let o = run_bounded(&[&"manifest", &arch], LIMIT);
         assert!(o.status.success(), "{}", stderr(&o));
         let (ok, all) = verify(&arch);
+        if what == "folder zarr.json damaged" {
+            // The folder's own damage stays an error.
+            assert!(!ok && all.contains("ERROR: site/2025: "), "{what}: {all}");
+            continue;
+        }
         assert!(ok, "{what}: after `manifest`: {all}");
         let o = run_bounded(&[&"ls", &arch], LIMIT);
         assert!(o.status.success(), "{what}: {}", stderr(&o));

@@ -116,6 +116,9 @@ fn what_is_there(archive: &Archive, path: &str) -> String {
             "{says} its zarr.json has no {}.kind {accept}",
             crate::archive::ATTR_KEY
         ),
+        Some(kind) if kind == "recording" => format!(
+            "{says} a folder on its path cannot be read (a damaged zarr.json above it hides it)"
+        ),
         Some(kind) => format!("{says} its zarr.json says kind {kind}, not \"recording\" {accept}"),
     }
 }
@@ -148,6 +151,15 @@ fn insert(entries: &mut Vec<Entry>, archive: &Archive, m: &Missing, rest: &str) 
     let at = entries.iter().position(|e| e.name() == name);
     match (below, at) {
         (Some(below), Some(i)) => {
+            // A folder whose own zarr.json is damaged is listed as an unreadable
+            // recording: the manifest knows it is a folder, and what it holds.
+            if matches!(&entries[i], Entry::Recording { meta: Err(_), .. }) {
+                entries[i] = Entry::Folder {
+                    name: name.to_string(),
+                    children: Vec::new(),
+                    modified: SystemTime::UNIX_EPOCH,
+                };
+            }
             if let Entry::Folder { children, .. } = &mut entries[i] {
                 insert(children, archive, m, below);
             }
@@ -165,10 +177,7 @@ fn insert(entries: &mut Vec<Entry>, archive: &Archive, m: &Missing, rest: &str) 
         (None, None) => entries.push(Entry::Recording {
             name: name.to_string(),
             path: m.path.clone(),
-            meta: Err(ArchiveError::damaged(
-                archive.location(&m.path),
-                &m.problem,
-            )),
+            meta: Err(ArchiveError::damaged(archive.location(&m.path), &m.problem)),
             modified: SystemTime::UNIX_EPOCH,
             audio_bytes: None,
         }),
