@@ -16,6 +16,8 @@ pub mod codec;
 pub mod engine;
 pub mod fs;
 pub mod fuse;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod import;
 pub mod input;
 mod le;

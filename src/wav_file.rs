@@ -79,9 +79,10 @@ fn bext_for(meta: &RecordingMeta, first: u64, expansion: Option<u32>) -> Option<
         .ok()?;
     let rate = u64::from(meta.original_sample_rate);
     let day = start.as_secs() / 86_400;
-    let since_midnight = (start.as_secs() % 86_400) * rate
-        + (u64::from(start.subsec_nanos()) * rate).div_ceil(1_000_000_000)
-        + first;
+    // Checked: `first` comes from metadata, which may claim any frame count.
+    let since_midnight = ((start.as_secs() % 86_400) * rate
+        + (u64::from(start.subsec_nanos()) * rate).div_ceil(1_000_000_000))
+    .checked_add(first)?;
     let per_day = 86_400 * rate;
     let (day, at) = (day + since_midnight / per_day, since_midnight % per_day);
     let (y, m, d) = civil_from_days(day);

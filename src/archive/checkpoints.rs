@@ -136,11 +136,12 @@ pub struct StoredCheckpoints {
     rel: String,
 }
 
-/// Bytes per row of `states` for a state of `size` bytes.
+/// Bytes per row of `states` for a state of `size` bytes (saturating: a damaged
+/// `state_size` then fails the shape check instead of overflowing).
 fn row_bytes(encoding: Encoding, size: u64) -> u64 {
     match encoding {
         Encoding::Full => size,
-        Encoding::Seeded { .. } => 2 * size,
+        Encoding::Seeded { .. } => size.saturating_mul(2),
     }
 }
 

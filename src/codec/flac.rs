@@ -26,6 +26,11 @@ mod tests;
 pub use checksum::AudioMd5;
 pub use decode::decode_frames;
 pub use encode::{BLOCK_SIZE, FlacEncoder};
+/// Frame headers and STREAMINFO as bytes, for `crate::fuzzing`'s round-trip properties.
+#[doc(hidden)]
+pub(crate) use header::{
+    parse_frame_header, parse_streaminfo, write_frame_header, write_streaminfo,
+};
 pub use scan::{scan, stream_info};
 pub use source::{FlacSource, check_audio, frames_from_index, index_rows};
 
