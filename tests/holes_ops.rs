@@ -79,7 +79,7 @@ fn recordings_the_manifest_lists_do_not_vanish_silently() {
     assert!(!all.contains("could not check"), "{all}");
 
     type Damage = fn(&Path);
-    let cases: [(&str, Damage, &str, &str); 6] = [
+    let cases: [(&str, Damage, &str, &str); 7] = [
         (
             "one bit of kind",
             |a| replace_in(&a.join("b/zarr.json"), "\"recording\"", "\"recordhng\""),
@@ -111,6 +111,18 @@ fn recordings_the_manifest_lists_do_not_vanish_silently() {
             },
             "site/2025/d",
             "a folder on its path cannot be read",
+        ),
+        (
+            "attributes removed",
+            |a| {
+                let p = a.join("c/zarr.json");
+                let mut v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                v.as_object_mut().unwrap().remove("attributes");
+                std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+            },
+            "c",
+            "has no zarr_wavfs.kind",
         ),
         (
             "node_type changed",

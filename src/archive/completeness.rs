@@ -173,14 +173,24 @@ fn insert(entries: &mut Vec<Entry>, archive: &Archive, m: &Missing, rest: &str) 
                 modified: SystemTime::UNIX_EPOCH,
             });
         }
-        (None, Some(_)) => {}
-        (None, None) => entries.push(Entry::Recording {
-            name: name.to_string(),
-            path: m.path.clone(),
-            meta: Err(ArchiveError::damaged(archive.location(&m.path), &m.problem)),
-            modified: SystemTime::UNIX_EPOCH,
-            audio_bytes: None,
-        }),
+        // A recording group that lost its zarr_wavfs attribute reads as an empty
+        // folder (a plain Zarr group is one): the manifest knows better.
+        (None, Some(i)) => {
+            if matches!(&entries[i], Entry::Folder { children, .. } if children.is_empty()) {
+                entries[i] = unreadable(archive, m, name);
+            }
+        }
+        (None, None) => entries.push(unreadable(archive, m, name)),
     }
     entries.sort_by(|a, b| a.name().cmp(b.name()));
+}
+
+fn unreadable(archive: &Archive, m: &Missing, name: &str) -> Entry {
+    Entry::Recording {
+        name: name.to_string(),
+        path: m.path.clone(),
+        meta: Err(ArchiveError::damaged(archive.location(&m.path), &m.problem)),
+        modified: SystemTime::UNIX_EPOCH,
+        audio_bytes: None,
+    }
 }
