@@ -471,7 +471,7 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
         } => {
             let archive = Archive::open_at(&archive, store)?;
             for path in ops::committed_since(&archive, since)? {
-                println!("{path}");
+                println!("{}", ops::escape_name(&path));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -573,8 +573,8 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                     out,
                     "{}: {}: {}",
                     if p.error { "ERROR" } else { "note" },
-                    p.path,
-                    p.message
+                    ops::escape_name(&p.path),
+                    ops::escape_name(&p.message)
                 )?;
             }
             let total = archive.recordings()?.len();

@@ -247,6 +247,20 @@ fn ls_and_info_escape_control_characters_and_backslashes_in_names() {
         info.contains(&format!("source:               {rec}.wav (")),
         "{info:?}"
     );
+
+    // `ls --since` (for scripts) and `verify` print paths the same way.
+    let o = run_bounded(&[&"ls", &arch, &"--since", &"2000-01-01T00:00:00Z"], LIMIT);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("{rec}\n"), "{:?}", stdout(&o));
+    std::fs::remove_file(arch.join(name).join("samples/zarr.json")).unwrap();
+    let o = run_bounded(&[&"verify", &arch], LIMIT);
+    assert!(!o.status.success());
+    let out = stdout(&o);
+    assert!(
+        !out.contains('\x1b') && !out.contains("\nforged"),
+        "{out:?}"
+    );
+    assert!(out.contains(&format!("ERROR: {rec}: ")), "{out:?}");
 }
 
 /// A pid that no process has now: one that ran and was reaped.
