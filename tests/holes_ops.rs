@@ -174,6 +174,19 @@ fn recordings_the_manifest_lists_do_not_vanish_silently() {
             }
         }
 
+        // Another import rewrites the manifest from a walk (it no longer matches the
+        // folders): the lost recording stays listed and reported.
+        let extra = dir.path().join(format!("extra{i}.wav"));
+        std::fs::copy(&input, &extra).unwrap();
+        import(&arch, &extra, &["--codec", "pcm"]);
+        let (ok, all) = verify(&arch);
+        assert!(!ok, "{what}: verify passed after another import: {all}");
+        assert!(
+            all.lines()
+                .any(|l| l.starts_with(&format!("ERROR: {rec}: ")) && l.contains(needle)),
+            "{what}: after another import: {all}"
+        );
+
         // `zarr-wavfs manifest` records what is there now: the loss is accepted.
         let o = run_bounded(&[&"manifest", &arch], LIMIT);
         assert!(o.status.success(), "{}", stderr(&o));

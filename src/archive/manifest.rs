@@ -191,6 +191,28 @@ impl Manifest {
         }
     }
 
+    /// Keeps listing the recordings of `before` that this manifest (a walk) does not
+    /// have, with the folders on their way: they were lost behind the archive's back
+    /// (deleted, or their `zarr.json` damaged), and `ls`, `verify` and a mount report
+    /// them from the manifest until `zarr-wavfs manifest` accepts the loss.
+    fn keep_lost(&mut self, before: &Manifest) {
+        for (k, n) in &before.nodes {
+            if n.recording.is_none() || self.nodes.contains_key(k) {
+                continue;
+            }
+            self.nodes.insert(k.clone(), n.clone());
+            let mut at = k.as_str();
+            while let Some((parent, _)) = at.rsplit_once('/') {
+                if let Some(f) = before.nodes.get(parent) {
+                    self.nodes
+                        .entry(parent.to_string())
+                        .or_insert_with(|| f.clone());
+                }
+                at = parent;
+            }
+        }
+    }
+
     /// The names of the children of folder `rel` ("" is the root), sorted.
     fn children(&self, rel: &str) -> Vec<&str> {
         self.nodes
@@ -426,6 +448,7 @@ impl ManifestUpdater {
         if walk || !m.matches(store)? {
             let mut walked = Manifest::from_entries(&self.archive.walk()?);
             walked.take_sizes(&m);
+            walked.keep_lost(&m);
             m = walked;
         }
         Ok(m)
