@@ -69,7 +69,8 @@ fn crc_table() -> &'static [u32; 256] {
     })
 }
 
-fn crc_update(mut crc: u32, bytes: &[u8]) -> u32 {
+/// `crc` (the Ogg CRC-32 of what came before) updated with `bytes`; 0 to start.
+pub(crate) fn crc_update(mut crc: u32, bytes: &[u8]) -> u32 {
     let t = crc_table();
     for &b in bytes {
         crc = (crc << 8) ^ t[((crc >> 24) as u8 ^ b) as usize];

@@ -34,6 +34,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::RawValue;
 use symphonia::core::units::TimeBase;
 
+use crate::archive::ogg::crc_update;
 use crate::chunks::Collector;
 use crate::chunks::info::from_tags;
 
@@ -221,7 +222,7 @@ impl OggDamage {
             }
             let page = &page[..len];
             let stored = u32::from_le_bytes(page[22..26].try_into().expect("4 bytes"));
-            let crc = ogg_crc(ogg_crc(ogg_crc(0, &page[..22]), &[0; 4]), &page[26..]);
+            let crc = crc_update(crc_update(crc_update(0, &page[..22]), &[0; 4]), &page[26..]);
             if crc != stored {
                 d.bad_pages += 1;
                 d.note(w.offset());
@@ -323,31 +324,6 @@ impl<R: Read> Window<R> {
     fn advance(&mut self, n: usize) {
         self.at = (self.at + n).min(self.buf.len());
     }
-}
-
-/// CRC-32 of Ogg pages: polynomial 0x04c11db7, initial value 0, no reflection, no
-/// final xor.
-fn ogg_crc(mut crc: u32, bytes: &[u8]) -> u32 {
-    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
-    let t = TABLE.get_or_init(|| {
-        let mut t = [0u32; 256];
-        for (i, e) in t.iter_mut().enumerate() {
-            let mut r = (i as u32) << 24;
-            for _ in 0..8 {
-                r = if r & 0x8000_0000 != 0 {
-                    (r << 1) ^ 0x04c1_1db7
-                } else {
-                    r << 1
-                };
-            }
-            *e = r;
-        }
-        t
-    });
-    for &b in bytes {
-        crc = (crc << 8) ^ t[((crc >> 24) as u8 ^ b) as usize];
-    }
-    crc
 }
 
 impl CompressedReader {
@@ -691,7 +667,7 @@ mod tests {
         p.push(lacing.len() as u8);
         p.extend_from_slice(&lacing);
         p.extend_from_slice(body);
-        let crc = ogg_crc(0, &p);
+        let crc = crc_update(0, &p);
         p[22..26].copy_from_slice(&crc.to_le_bytes());
         p
     }
