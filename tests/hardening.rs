@@ -20,16 +20,10 @@ fn mkfifo(p: &Path) {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
 }
 
-fn wav(dir: &Path, name: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    common::write_wav(&p, 8_000, 1, 16, false, 8_000);
-    p
-}
-
 #[test]
 fn into_paths_that_leave_the_archive_or_hide_recordings_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let input = wav(dir.path(), "rec.wav");
+    let input = common::short_wav(dir.path(), "rec.wav");
     let arch = dir.path().join("a").join("arch");
     for into in [
         "../../outside",
@@ -68,7 +62,7 @@ fn fifos_devices_and_link_loops_do_not_hang_an_import() {
     // A FIFO named like audio inside an input folder.
     let tree = dir.path().join("tree");
     std::fs::create_dir(&tree).unwrap();
-    wav(&tree, "a.wav");
+    common::short_wav(&tree, "a.wav");
     mkfifo(&tree.join("b.wav"));
     let o = run_bounded(&[&"import", &arch, &tree], LIMIT);
     assert_clean_failure(&o, "b.wav: a FIFO");
@@ -76,8 +70,8 @@ fn fifos_devices_and_link_loops_do_not_hang_an_import() {
     // Links back to a folder being walked: each file is imported once.
     let looped = dir.path().join("looped");
     std::fs::create_dir_all(looped.join("sub")).unwrap();
-    wav(&looped, "a.wav");
-    wav(&looped.join("sub"), "b.wav");
+    common::short_wav(&looped, "a.wav");
+    common::short_wav(&looped.join("sub"), "b.wav");
     std::os::unix::fs::symlink(".", looped.join("self")).unwrap();
     std::os::unix::fs::symlink("..", looped.join("sub").join("up")).unwrap();
     let o = run_bounded(&[&"import", &arch, &looped], LIMIT);
@@ -92,7 +86,7 @@ fn a_fifo_inside_an_archive_is_an_error_not_a_hang() {
     let dir = tempfile::tempdir().unwrap();
     let arch = dir.path().join("arch");
     for codec in ["flac", "pcm", "opus"] {
-        let input = wav(dir.path(), &format!("{codec}.wav"));
+        let input = common::short_wav(dir.path(), &format!("{codec}.wav"));
         let o = run(&[&"import", &arch, &input, &"--codec", &codec]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
@@ -119,7 +113,7 @@ fn names_too_long_to_show_are_refused_at_import() {
     let dir = tempfile::tempdir().unwrap();
     let arch = dir.path().join("arch");
     // 100 '%' become 300 bytes shown ("%25" each).
-    let input = wav(dir.path(), &format!("{}.wav", "%".repeat(100)));
+    let input = common::short_wav(dir.path(), &format!("{}.wav", "%".repeat(100)));
     let o = run_bounded(&[&"import", &arch, &input], LIMIT);
     assert_clean_failure(&o, "longer than 255 bytes");
 }
@@ -130,17 +124,6 @@ fn edit_meta(arch: &Path, rec: &str, f: impl FnOnce(&mut Map<String, Value>)) {
     let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
     f(v["attributes"]["zarr_wavfs"].as_object_mut().unwrap());
     std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    let o = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 /// `extract` of `rec` to a file beside the archive; `stdout` holds the file's bytes.
@@ -189,7 +172,7 @@ fn a_changed_recording_attribute_is_damage_not_other_samples() {
     ];
     for (i, (codec, attr, value)) in cases.into_iter().enumerate() {
         let arch = dir.path().join(format!("case{i}"));
-        copy_dir(&base, &arch);
+        common::copy_dir(&base, &arch);
         let rec = format!("{codec}/in");
         edit_meta(&arch, &rec, |m| {
             assert!(m.contains_key(attr) || attr == "start_time", "{attr}");
@@ -217,7 +200,7 @@ fn opus_metadata_of_older_recordings_is_checked_against_the_stream() {
         m.insert("format_version".into(), json!(4));
     };
     let arch = dir.path().join("v4");
-    copy_dir(&base, &arch);
+    common::copy_dir(&base, &arch);
     for (codec, bytes) in &extracts {
         let rec = format!("{codec}/in");
         edit_meta(&arch, &rec, v4);
@@ -246,7 +229,7 @@ fn opus_metadata_of_older_recordings_is_checked_against_the_stream() {
     ];
     for (i, (attr, value, needle)) in cases.into_iter().enumerate() {
         let arch = dir.path().join(format!("v4case{i}"));
-        copy_dir(&dir.path().join("v4"), &arch);
+        common::copy_dir(&dir.path().join("v4"), &arch);
         edit_meta(&arch, "opus/in", |m| {
             m.insert(attr.into(), value.clone());
         });
@@ -274,7 +257,7 @@ fn verify_reports_checkpoints_of_another_recording() {
     let want = extract(&arch, "short").stdout;
     let cp = arch.join("short/checkpoints");
     assert!(cp.is_dir(), "{}", cp.display());
-    copy_dir(&arch.join("long/checkpoints"), &cp);
+    common::copy_dir(&arch.join("long/checkpoints"), &cp);
     let o = run_bounded(&[&"verify", &arch], LIMIT);
     let all = format!("{}{}", stdout(&o), stderr(&o));
     assert!(!o.status.success(), "{all}");
@@ -298,7 +281,7 @@ fn archive_names_with_commas_and_backslashes_mount_read_only_as_named() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["inj,rw", "comma,x.zarr", "back\\slash,dev"] {
         let arch = dir.path().join(name);
-        let input = wav(dir.path(), "take.wav");
+        let input = common::short_wav(dir.path(), "take.wav");
         let o = run(&[&"import", &arch, &input]);
         assert!(o.status.success(), "{}", stderr(&o));
         let m = Mount::start(&arch, dir.path(), "mnt", &[]);

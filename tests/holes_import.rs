@@ -17,12 +17,6 @@ use zarr_wavfs::archive::{Archive, StreamBytes};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-fn wav(dir: &Path, name: &str) -> PathBuf {
-    let p = dir.join(name);
-    common::write_wav(&p, 8_000, 1, 16, false, 8_000);
-    p
-}
-
 fn tool(name: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) {
     let mut c = Command::new(name);
     for a in args {
@@ -51,11 +45,11 @@ fn listed(arch: &Path) -> Vec<String> {
 fn force_never_replaces_a_folder() {
     let dir = tempfile::tempdir().unwrap();
     let arch = dir.path().join("arch");
-    let a = wav(dir.path(), "a.wav");
+    let a = common::short_wav(dir.path(), "a.wav");
     let o = run(&[&"import", &arch, &a, &"--into", &"x"]);
     assert!(o.status.success(), "{}", stderr(&o));
     // A file whose stem names the folder, forced at the root.
-    let x = wav(dir.path(), "x.wav");
+    let x = common::short_wav(dir.path(), "x.wav");
     let o = run_bounded(&[&"import", &arch, &x, &"--force"], LIMIT);
     assert_clean_failure(&o, "is a folder: --force replaces recordings only");
     assert!(stderr(&o).contains("arch/x"), "{}", stderr(&o));
@@ -78,7 +72,7 @@ fn force_racing_an_import_into_that_name_loses_nothing() {
     let x = dir.path().join("x.wav");
     common::write_wav(&x, 8_000, 1, 16, false, 80_000);
     let inner: Vec<PathBuf> = (0..4)
-        .map(|i| wav(dir.path(), &format!("in{i}.wav")))
+        .map(|i| common::short_wav(dir.path(), &format!("in{i}.wav")))
         .collect();
     for round in 0..4 {
         let arch = dir.path().join(format!("arch{round}"));
@@ -143,7 +137,7 @@ fn wait(child: std::process::Child) -> std::process::Output {
 fn first_imports_into_a_new_archive_at_once_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let inputs: Vec<PathBuf> = (0..8)
-        .map(|i| wav(dir.path(), &format!("in{i}.wav")))
+        .map(|i| common::short_wav(dir.path(), &format!("in{i}.wav")))
         .collect();
     for round in 0..4 {
         let arch = dir.path().join(format!("new{round}")).join("arch");
@@ -182,7 +176,10 @@ fn a_slow_first_creator_does_not_fail_the_second() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (wav(dir.path(), "a.wav"), wav(dir.path(), "b.wav"));
+    let (a, b) = (
+        common::short_wav(dir.path(), "a.wav"),
+        common::short_wav(dir.path(), "b.wav"),
+    );
     let arch = dir.path().join("arch");
     let slow = Command::new("strace")
         .args(["-f", "-o", "/dev/null", "-e", "trace=fsync"])

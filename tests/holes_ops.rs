@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use common::mount::{Mount, fuse_available, is_mounted, wait_until};
@@ -13,29 +13,12 @@ use common::{assert_clean_failure, run_bounded, stderr, stdout};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn wav(dir: &Path, name: &str) -> PathBuf {
-    let p = dir.join(name);
-    common::write_wav(&p, 8_000, 1, 16, false, 8_000);
-    p
-}
-
 fn import(arch: &Path, input: &Path, extra: &[&str]) {
     let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"import", &arch, &input];
     for e in extra {
         args.push(e);
     }
     let o = run_bounded(&args, LIMIT);
-    assert!(o.status.success(), "{}", stderr(&o));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    let o = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .output()
-        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -64,7 +47,7 @@ fn verify(arch: &Path) -> (bool, String) {
 fn recordings_the_manifest_lists_do_not_vanish_silently() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base");
-    let input = wav(dir.path(), "in.wav");
+    let input = common::short_wav(dir.path(), "in.wav");
     for (name, into) in [("a", ""), ("b", ""), ("c", ""), ("d", "site/2025")] {
         let renamed = dir.path().join(format!("{name}.wav"));
         std::fs::copy(&input, &renamed).unwrap();
@@ -133,7 +116,7 @@ fn recordings_the_manifest_lists_do_not_vanish_silently() {
     ];
     for (i, (what, damage, rec, needle)) in cases.into_iter().enumerate() {
         let arch = dir.path().join(format!("case{i}"));
-        copy_dir(&base, &arch);
+        common::copy_dir(&base, &arch);
         damage(&arch);
         let (ok, all) = verify(&arch);
         assert!(!ok, "{what}: verify passed: {all}");
@@ -204,7 +187,7 @@ fn recordings_the_manifest_lists_do_not_vanish_silently() {
     // Without a manifest, or with one that does not list what is stored, verify says
     // it could not check completeness and passes.
     let arch = dir.path().join("nomanifest");
-    copy_dir(&base, &arch);
+    common::copy_dir(&base, &arch);
     std::fs::remove_file(arch.join(".zarr-wavfs-manifest.json")).unwrap();
     std::fs::remove_dir_all(arch.join("a")).unwrap();
     let (ok, all) = verify(&arch);
@@ -213,8 +196,8 @@ fn recordings_the_manifest_lists_do_not_vanish_silently() {
     assert!(run_bounded(&[&"ls", &arch], LIMIT).status.success());
 
     let arch = dir.path().join("stale");
-    copy_dir(&base, &arch);
-    copy_dir(&arch.join("a"), &arch.join("copied_by_hand"));
+    common::copy_dir(&base, &arch);
+    common::copy_dir(&arch.join("a"), &arch.join("copied_by_hand"));
     std::fs::remove_dir_all(arch.join("b")).unwrap();
     let (ok, all) = verify(&arch);
     assert!(ok, "{all}");
@@ -231,7 +214,7 @@ fn ls_and_info_escape_control_characters_and_backslashes_in_names() {
     let dir = tempfile::tempdir().unwrap();
     let arch = dir.path().join("arch");
     let name = "evil\nforged.wav  9:99.000  1 Hz\t\x1b[31mred\\x";
-    let input = wav(dir.path(), &format!("{name}.wav"));
+    let input = common::short_wav(dir.path(), &format!("{name}.wav"));
     import(&arch, &input, &["--codec", "pcm"]);
     let o = run_bounded(&[&"ls", &arch], LIMIT);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -291,7 +274,7 @@ fn dead_pid() -> u32 {
 fn index_removes_checkpoint_leftovers_of_dead_processes_and_verify_notes_them() {
     let dir = tempfile::tempdir().unwrap();
     let arch = dir.path().join("arch");
-    let input = wav(dir.path(), "rec.wav");
+    let input = common::short_wav(dir.path(), "rec.wav");
     import(&arch, &input, &["--codec", "opus"]);
     let dead = dead_pid();
     let old = arch.join(format!("rec/.checkpoints-new-{dead}"));
@@ -330,7 +313,7 @@ fn mounting_on_a_live_mount_point_is_refused() {
     }
     let dir = tempfile::tempdir().unwrap();
     let arch = dir.path().join("arch");
-    import(&arch, &wav(dir.path(), "one.wav"), &[]);
+    import(&arch, &common::short_wav(dir.path(), "one.wav"), &[]);
     let m = Mount::start(&arch, dir.path(), "mnt", &[]);
     let stacked = |mnt: &Path| {
         let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
@@ -369,8 +352,8 @@ fn sigterm_unmounts_the_daemons_own_mount_not_what_is_at_its_old_path() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (arch_a, arch_b) = (dir.path().join("a.zarr"), dir.path().join("b.zarr"));
-    import(&arch_a, &wav(dir.path(), "one.wav"), &[]);
-    import(&arch_b, &wav(dir.path(), "two.wav"), &[]);
+    import(&arch_a, &common::short_wav(dir.path(), "one.wav"), &[]);
+    import(&arch_b, &common::short_wav(dir.path(), "two.wav"), &[]);
     let p = dir.path().join("p");
     let q = dir.path().join("q");
     let mut a = Mount::start(&arch_a, &p, "m", &[]);

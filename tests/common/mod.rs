@@ -187,6 +187,25 @@ pub fn opusdec(opus: &Path, out: &Path) {
     );
 }
 
+/// A second of 8 kHz mono 16-bit noise at `dir/name`.
+pub fn short_wav(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    write_wav(&p, 8_000, 1, 16, false, 8_000);
+    p
+}
+
+/// `cp -a from to`, replacing `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    let o = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// Asserts that nothing failed half-way: the archive at `arch`, if it was created at
 /// all, holds no recording.
 pub fn assert_no_recordings(arch: &Path) {
