@@ -5,7 +5,6 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::archive::ManifestUpdater;
@@ -22,6 +21,10 @@ use crate::input::{self, Block, InputError, InputReader, InputSpec, SampleKind a
 use crate::store::Location;
 use crate::wav::{SampleFormat, WavLayout};
 use parking_lot::Mutex;
+
+mod progress;
+pub use progress::Progress;
+use progress::{JobProgress, Pass};
 
 /// Rates Opus encodes natively.
 pub const OPUS_RATES: [u32; 5] = [8000, 12000, 16000, 24000, 48000];
@@ -45,7 +48,8 @@ pub struct ImportOptions {
     pub bitrate_per_channel: u32,
     /// Checkpoint spacing in seconds of stream time.
     pub checkpoint_interval_secs: f64,
-    pub force: bool,
+    /// What happens when a recording of the job's name exists.
+    pub existing: Existing,
     pub start_time: Option<String>,
     /// How to store the audio; None: FLAC, or PCM for what FLAC cannot hold.
     pub codec: Option<Codec>,
@@ -62,13 +66,45 @@ impl Default for ImportOptions {
             into: String::new(),
             bitrate_per_channel: 64_000,
             checkpoint_interval_secs: crate::codec::opus::DEFAULT_CHECKPOINT_INTERVAL_SECS,
-            force: false,
+            existing: Existing::Refuse,
             start_time: None,
             codec: None,
             encoder_threads: 1,
             accept_damaged: false,
         }
     }
+}
+
+/// What an import does with a job whose target exists already (a node that is not a
+/// recording, such as a folder, is never replaced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// The job fails: "already exists".
+    Refuse,
+    /// The recording is replaced (`--force`).
+    Replace,
+    /// Skipped when the recording's source has the input's size and SHA-256, else
+    /// replaced (`--skip-existing`): a partly done import resumes where it stopped.
+    SkipUnchanged,
+}
+
+/// What an import did with one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new recording.
+    Imported,
+    /// A recording of that name replaced (`--force`, or a changed source with
+    /// `--skip-existing`).
+    Replaced,
+    /// Left as it was: it holds this very input (`--skip-existing`).
+    Unchanged,
+}
+
+/// A job done: the recording's metadata (the one that was there, when unchanged).
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub meta: RecordingMeta,
+    pub outcome: Outcome,
 }
 
 /// Why one input could not be imported.
@@ -292,6 +328,7 @@ const READ_BLOCK: usize = 4 << 20;
 fn source_info(
     path: &Path,
     mut copy: Option<&mut std::fs::File>,
+    reading: Pass,
 ) -> Result<(SourceInfo, Unchanged), ImportError> {
     let mut f = std::fs::File::open(path).map_err(|e| input_err(path, e.to_string()))?;
     let before = Unchanged::of(path, &f)?;
@@ -306,6 +343,7 @@ fn source_info(
             Err(e) => return Err(input_err(path, e.to_string())),
         };
         size += n as u64;
+        reading.at(size, before.len);
         h.update(&buf[..n]);
         if let Some(out) = copy.as_mut() {
             out.write_all(&buf[..n])
@@ -537,6 +575,7 @@ fn encode_flac(
     staged: &StagedRecording,
     path: &Path,
     opts: &ImportOptions,
+    progress: &JobProgress,
 ) -> Result<RecordingMeta, ImportError> {
     let spec = reader.spec().clone();
     let InKind::Int { bits } = spec.kind else {
@@ -557,18 +596,27 @@ fn encode_flac(
     )
     .map_err(flac)?;
     let mut frames = 0u64;
+    let encoding = progress.pass(HASHED, ENCODED);
     while let Some(block) = reader.read(BLOCK_FRAMES)? {
         let Block::Int(v) = block else {
             unreachable!("integer input yields integer blocks")
         };
         frames += (v.len() / usize::from(spec.channels)) as u64;
         enc.push(&v).map_err(flac)?;
+        encoding.at(frames, spec.frames.unwrap_or(0));
     }
     check_frames(path, &spec, frames)?;
     check_damage(reader, path, opts)?;
     drop(enc.finish_into().map_err(flac)?);
-    store_flac(&map(&tmp)?, staged, path)
+    store_flac(&map(&tmp)?, staged, path, progress.pass(ENCODED, 1.0))
 }
+
+/// Shares of a job's work (fractions of it done at the end of each pass), from what
+/// each pass costs: hashing the input is cheap, libFLAC's encode costs about 2.5 times
+/// the full decode that checks what it wrote, and a copied FLAC file costs its check.
+const HASHED: f64 = 0.05;
+const ENCODED: f64 = 0.75;
+const COPIED: f64 = 0.1;
 
 /// A file this import wrote into its scratch directory, mapped into memory rather than
 /// read: a FLAC file may be far larger than the memory an import should take. Only such
@@ -589,17 +637,18 @@ fn map(path: &Path) -> Result<memmap2::Mmap, ImportError> {
 fn copy_flac(
     path: &Path,
     staged: &StagedRecording,
+    progress: &JobProgress,
 ) -> Result<(RecordingMeta, Option<InputSpec>, SourceInfo), ImportError> {
     let scratch = staged.scratch_dir()?;
     let copy = scratch.path().join("input.flac");
     let mut out = std::fs::File::create(&copy).map_err(|e| ArchiveError::io(&copy, e))?;
-    let (source, _) = source_info(path, Some(&mut out))?;
+    let (source, _) = source_info(path, Some(&mut out), progress.pass(0.0, COPIED))?;
     drop(out);
     let found = input::open(&copy).ok().map(|r| r.spec().clone());
     if let Some(spec) = &found {
         check_servable(spec, path)?;
     }
-    let meta = store_flac(&map(&copy)?, staged, path)?;
+    let meta = store_flac(&map(&copy)?, staged, path, progress.pass(COPIED, 1.0))?;
     Ok((meta, found, source))
 }
 
@@ -610,13 +659,17 @@ fn store_flac(
     bytes: &[u8],
     staged: &StagedRecording,
     path: &Path,
+    checking: Pass,
 ) -> Result<RecordingMeta, ImportError> {
     let layout = flac::scan(bytes).map_err(|e| input_err(path, format!("FLAC: {e}")))?;
     let info = &layout.info;
     // Without an MD5 there is nothing to compare a decode with: the frames' CRCs, checked
     // by the scan, are the check (`verify` still decodes everything).
     if info.md5 != [0; 16] {
-        let read = |r: std::ops::Range<u64>| Ok(bytes[r.start as usize..r.end as usize].to_vec());
+        let read = |r: std::ops::Range<u64>| {
+            checking.at(r.end, bytes.len() as u64);
+            Ok(bytes[r.start as usize..r.end as usize].to_vec())
+        };
         flac::check_audio(info, &layout.frames, &read)
             .map_err(|e| input_err(path, format!("FLAC: {e}")))?;
     }
@@ -696,13 +749,18 @@ fn store_pcm(
     staged: &StagedRecording,
     path: &Path,
     opts: &ImportOptions,
+    progress: &JobProgress,
 ) -> Result<RecordingMeta, ImportError> {
     let spec = reader.spec().clone();
     let kind = stored_kind(spec.kind);
+    let storing = progress.pass(HASHED, 1.0);
     let chunk = chunk_frames_for(spec.sample_rate, spec.channels, kind);
     let mut w = staged.samples_writer(kind, spec.channels, chunk)?;
+    let mut frames = 0u64;
     while let Some(block) = reader.read(BLOCK_FRAMES)? {
+        frames += (block.len() / usize::from(spec.channels)) as u64;
         w.push(&to_samples(block, kind))?;
+        storing.at(frames, spec.frames.unwrap_or(0));
     }
     let frames = w.finish()?;
     check_frames(path, &spec, frames)?;
@@ -726,6 +784,7 @@ fn encode_opus(
     reader: &mut dyn InputReader,
     path: &Path,
     opts: &ImportOptions,
+    progress: &JobProgress,
 ) -> Result<OggOpus, ImportError> {
     let spec = reader.spec().clone();
     let stream_rate = stream_rate_for(spec.sample_rate);
@@ -738,7 +797,11 @@ fn encode_opus(
     let at = Location::from(path);
     let opus = |e| ImportError::Codec(CodecError::opus(&at)(e));
     let mut enc = OggOpusEncoder::new(stream_rate, spec.channels, bitrate, serial).map_err(opus)?;
+    let encoding = progress.pass(HASHED, ENCODED);
+    let mut frames = 0u64;
     while let Some(block) = reader.read(BLOCK_FRAMES)? {
+        frames += (block.len() / usize::from(spec.channels)) as u64;
+        encoding.at(frames, spec.frames.unwrap_or(0));
         let f: Vec<f32> = match block {
             Block::Float(v) => v,
             Block::Int(v) => {
@@ -854,24 +917,46 @@ pub fn import_one(
     archive: &Archive,
     job: &Job,
     opts: &ImportOptions,
-) -> Result<RecordingMeta, ImportError> {
-    if archive.exists(&job.target)? {
-        if !opts.force {
-            return Err(ArchiveError::Exists {
-                path: archive.location(&job.target),
-            }
-            .into());
-        }
-        // --force replaces recordings, never folders or foreign nodes (the commit
-        // checks again what it swapped out).
-        check_replaceable(archive, &job.target)?;
-    }
+) -> Result<Imported, ImportError> {
+    import_tracked(archive, job, opts, &JobProgress::untracked())
+}
+
+fn import_tracked(
+    archive: &Archive,
+    job: &Job,
+    opts: &ImportOptions,
+    progress: &JobProgress,
+) -> Result<Imported, ImportError> {
     let path = &job.input;
+    let mut outcome = Outcome::Imported;
+    if archive.exists(&job.target)? {
+        match opts.existing {
+            Existing::Refuse => {
+                return Err(ArchiveError::Exists {
+                    path: archive.location(&job.target),
+                }
+                .into());
+            }
+            Existing::Replace => {}
+            Existing::SkipUnchanged => {
+                if let Some(meta) = holding_this_input(archive, job, progress)? {
+                    return Ok(Imported {
+                        meta,
+                        outcome: Outcome::Unchanged,
+                    });
+                }
+            }
+        }
+        // Recordings are replaced, never folders or foreign nodes (the commit checks
+        // again what it swapped out).
+        check_replaceable(archive, &job.target)?;
+        outcome = Outcome::Replaced;
+    }
     let staged = StagedRecording::new(archive, &job.target)?;
     // A FLAC input kept as FLAC is copied byte for byte, only indexed.
     let keep_flac = is_flac(path)? && opts.codec.is_none_or(|c| c == Codec::Flac);
     let (mut meta, found, source) = if keep_flac {
-        copy_flac(path, &staged)?
+        copy_flac(path, &staged, progress)?
     } else {
         let opened = Unchanged::at(path)?;
         match input::open(path) {
@@ -895,13 +980,15 @@ pub fn import_one(
                 let codec = choose_codec(opts.codec, &spec, path)?;
                 // Hashed, then decoded: the file must be the one opened, and the
                 // same at the end.
-                let (source, hashed) = source_info(path, None)?;
+                let (source, hashed) = source_info(path, None, progress.pass(0.0, HASHED))?;
                 opened.expect(path, &hashed, hashed.len)?;
                 let r = reader.as_mut();
                 let meta = match codec {
-                    Codec::Pcm => store_pcm(r, &staged, path, opts)?,
-                    Codec::Opus => store_opus(encode_opus(r, path, opts)?, &staged, path, opts)?,
-                    Codec::Flac => encode_flac(r, &staged, path, opts)?,
+                    Codec::Pcm => store_pcm(r, &staged, path, opts, progress)?,
+                    Codec::Opus => {
+                        store_opus(encode_opus(r, path, opts, progress)?, &staged, path, opts)?
+                    }
+                    Codec::Flac => encode_flac(r, &staged, path, opts, progress)?,
                 };
                 hashed.expect(path, &Unchanged::at(path)?, hashed.len)?;
                 (meta, Some(spec), source)
@@ -921,17 +1008,59 @@ pub fn import_one(
         .or(found_start)
         .or_else(|| start_time_from_name(&stem(path)));
     meta.source = Some(source);
-    staged.commit(&meta, opts.force)?;
-    Ok(meta)
+    staged.commit(&meta, outcome == Outcome::Replaced)?;
+    Ok(Imported { meta, outcome })
 }
 
-/// Imports all jobs in parallel; `progress` is called after each with its outcome.
+/// For `--skip-existing`: the metadata of the recording at the job's target when its
+/// source is this input (same size and SHA-256), None when the input differs (it is
+/// then imported again). What cannot be compared is an error, not a replacement: a
+/// node that is not a recording, a recording without a source, unreadable metadata.
+fn holding_this_input(
+    archive: &Archive,
+    job: &Job,
+    progress: &JobProgress,
+) -> Result<Option<RecordingMeta>, ImportError> {
+    let at = archive.location(&job.target);
+    let cannot = |why: String| {
+        input_err(
+            &job.input,
+            format!("--skip-existing cannot tell whether {at} holds it: {why}"),
+        )
+    };
+    let (_, meta) = match check_replaceable(archive, &job.target) {
+        Ok(()) => archive
+            .find_recording(&job.target)
+            .map_err(|e| cannot(e.to_string()))?,
+        Err(ArchiveError::NotARecording { what, .. }) => {
+            return Err(cannot(format!("that is {what}, not a recording")));
+        }
+        Err(e) => return Err(cannot(e.to_string())),
+    };
+    let Some(stored) = &meta.source else {
+        return Err(cannot("the recording names no source file".into()));
+    };
+    let size = std::fs::metadata(&job.input)
+        .map_err(|e| input_err(&job.input, e.to_string()))?
+        .len();
+    if size != stored.size {
+        return Ok(None);
+    }
+    let (source, _) = source_info(&job.input, None, progress.pass(0.0, HASHED))?;
+    Ok((source.sha256 == stored.sha256).then_some(meta))
+}
+
+/// Imports all jobs, as many at once as there are cores, largest first (so the run
+/// does not end waiting on one big file started late); a file larger than its share
+/// of what is left to start is encoded on every core. `progress` follows the bytes of input;
+/// `done` is called after each job with its outcome. The results are in job order.
 pub fn import_all(
     archive: &Archive,
     jobs: &[Job],
     opts: &ImportOptions,
-    progress: &(dyn Fn(&Job, &Result<RecordingMeta, ImportError>) + Sync),
-) -> Result<Vec<Result<RecordingMeta, ImportError>>, ImportError> {
+    progress: &Progress,
+    done: &(dyn Fn(&Job, &Result<Imported, ImportError>) + Sync),
+) -> Result<Vec<Result<Imported, ImportError>>, ImportError> {
     if !archive.store().is_writable() {
         return Err(ArchiveError::from(crate::store::StoreError::ReadOnly {
             at: archive.location(""),
@@ -940,26 +1069,57 @@ pub fn import_all(
     }
     clean_stale_staging(archive);
     let manifest = Mutex::new(ManifestUpdater::start(archive));
-    // Files are imported in parallel; the cores left over (fewer files than cores) go
-    // to each file's FLAC encoder.
-    let opts = ImportOptions {
-        encoder_threads: (rayon::current_num_threads() / jobs.len().max(1)).clamp(1, 64),
-        ..opts.clone()
-    };
-    let results = jobs
-        .par_iter()
-        .map(|job| {
-            let r = import_one(archive, job, &opts).and_then(|meta| {
-                let audio_bytes = archive.audio_bytes(&job.target);
-                manifest.lock().committed(&job.target, &meta, audio_bytes)?;
-                Ok(meta)
-            });
-            progress(job, &r);
-            r
-        })
+    let sizes: Vec<u64> = jobs
+        .iter()
+        .map(|j| std::fs::metadata(&j.input).map_or(0, |m| m.len()))
         .collect();
+    progress.add_total(sizes.iter().sum());
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+    let cores = rayon::current_num_threads();
+    let left = std::sync::atomic::AtomicU64::new(sizes.iter().sum());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<Imported, ImportError>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let work = || {
+        use std::sync::atomic::Ordering::Relaxed;
+        while let Some(&i) = order.get(next.fetch_add(1, Relaxed)) {
+            let (job, size) = (&jobs[i], sizes[i]);
+            let others = left.fetch_sub(size, Relaxed) - size;
+            let opts = ImportOptions {
+                encoder_threads: if size.saturating_mul(cores as u64) > others + size {
+                    cores
+                } else {
+                    1
+                },
+                ..opts.clone()
+            };
+            let tracked = progress.job(size);
+            let r = import_tracked(archive, job, &opts, &tracked).and_then(|imported| {
+                if imported.outcome != Outcome::Unchanged {
+                    let audio_bytes = archive.audio_bytes(&job.target);
+                    manifest
+                        .lock()
+                        .committed(&job.target, &imported.meta, audio_bytes)?;
+                }
+                Ok(imported)
+            });
+            tracked.finish();
+            done(job, &r);
+            *results[i].lock() = Some(r);
+        }
+    };
+    // Workers on rayon's pool: a worker out of jobs helps the others' parallel checks.
+    rayon::scope(|s| {
+        for _ in 0..cores.min(jobs.len()) {
+            s.spawn(|_| work());
+        }
+    });
     manifest.into_inner().flush()?;
-    Ok(results)
+    Ok(results
+        .into_iter()
+        .map(|r| r.into_inner().expect("every job ran"))
+        .collect())
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use zarr_wavfs::archive::{Archive, normalise};
 use zarr_wavfs::engine::{DEFAULT_CACHE_BYTES, Engine};
-use zarr_wavfs::import::{Codec, ImportOptions, import_all, plan};
+use zarr_wavfs::import::{
+    Codec, Existing, ImportError, ImportOptions, Imported, Job, Outcome, Progress, import_all, plan,
+};
 use zarr_wavfs::ops;
 use zarr_wavfs::store::{Address, RemoteOptions, StoreOptions};
 use zarr_wavfs::wav::SampleFormat;
@@ -145,8 +147,13 @@ enum Command {
         checkpoint_interval: f64,
         /// Replace recordings that already exist (recordings only: a folder of that
         /// name is never replaced).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "skip_existing")]
         force: bool,
+        /// Skip inputs already imported: a recording of the input's name whose source
+        /// has the input's size and SHA-256 is left as it is; one whose source differs
+        /// is replaced by a new import of the input. Resumes an interrupted import.
+        #[arg(long)]
+        skip_existing: bool,
         /// Start time (ISO 8601, UTC) for all inputs; default: from AudioMoth-style file names.
         #[arg(long)]
         start_time: Option<String>,
@@ -398,6 +405,64 @@ fn init_logging(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
+/// Runs the import with a progress bar on stderr (when it is a terminal): bytes of
+/// input worked through, the rate, the time left, files done and hours imported. A
+/// line per job names what was done with it.
+fn import_with_bar(
+    archive: &Archive,
+    jobs: &[Job],
+    opts: &ImportOptions,
+) -> Result<Vec<Result<Imported, ImportError>>> {
+    let bar = ProgressBar::new(0);
+    bar.set_draw_target(ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec}, {eta} left; {msg} [{elapsed}]",
+        )
+        .expect("valid template"),
+    );
+    let progress = Progress::default();
+    let tally = std::sync::Mutex::new((0usize, 0.0f64));
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    let results = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !finished.load(std::sync::atomic::Ordering::Relaxed) {
+                bar.set_length(progress.total());
+                bar.set_position(progress.done());
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+        let results = import_all(archive, jobs, opts, &progress, &|job, r| {
+            let mut tally = tally.lock().expect("not poisoned");
+            tally.0 += 1;
+            match r {
+                Ok(done) => {
+                    tally.1 += done.meta.duration_secs() / 3600.0;
+                    let what = match done.outcome {
+                        Outcome::Imported => "imported",
+                        Outcome::Replaced => "replaced",
+                        Outcome::Unchanged => "unchanged",
+                    };
+                    bar.suspend(|| eprintln!("{what} {} -> {}", job.input.display(), job.target));
+                }
+                // eprintln, not bar.println: the latter prints nothing when stderr is
+                // not a terminal, and errors must always reach the user.
+                Err(e) => bar.suspend(|| eprintln!("zarr-wavfs: error: {e}")),
+            }
+            bar.set_message(format!(
+                "{}/{} files, {:.2} h of audio",
+                tally.0,
+                jobs.len(),
+                tally.1
+            ));
+        });
+        finished.store(true, std::sync::atomic::Ordering::Relaxed);
+        results
+    })?;
+    bar.finish_and_clear();
+    Ok(results)
+}
+
 fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
     match cmd {
         Command::Import {
@@ -407,6 +472,7 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
             bitrate,
             checkpoint_interval,
             force,
+            skip_existing,
             start_time,
             codec,
             accept_damaged,
@@ -428,36 +494,19 @@ fn run(cmd: Command, store: &StoreOptions) -> Result<ExitCode> {
                 into,
                 bitrate_per_channel: bitrate,
                 checkpoint_interval_secs: checkpoint_interval,
-                force,
+                existing: if force {
+                    Existing::Replace
+                } else if skip_existing {
+                    Existing::SkipUnchanged
+                } else {
+                    Existing::Refuse
+                },
                 start_time,
                 codec,
                 accept_damaged,
                 ..ImportOptions::default()
             };
-            let bar = ProgressBar::new(jobs.len() as u64);
-            bar.set_draw_target(ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} files, {msg} [{elapsed}]")
-                    .expect("valid template"),
-            );
-            let hours = std::sync::Mutex::new(0.0f64);
-            let results = import_all(&archive, &jobs, &opts, &|job, r| {
-                match r {
-                    Ok(m) => {
-                        let mut h = hours.lock().expect("not poisoned");
-                        *h += m.duration_secs() / 3600.0;
-                        bar.set_message(format!("{:.2} h of audio", *h));
-                        bar.suspend(|| {
-                            eprintln!("imported {} -> {}", job.input.display(), job.target)
-                        });
-                    }
-                    // eprintln, not bar.println: the latter prints nothing when stderr
-                    // is not a terminal, and errors must always reach the user.
-                    Err(e) => bar.suspend(|| eprintln!("zarr-wavfs: error: {e}")),
-                }
-                bar.inc(1);
-            })?;
-            bar.finish_and_clear();
+            let results = import_with_bar(&archive, &jobs, &opts)?;
             let failed = results.iter().filter(|r| r.is_err()).count();
             if failed > 0 {
                 eprintln!("zarr-wavfs: {failed} of {} inputs failed", jobs.len());

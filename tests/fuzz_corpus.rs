@@ -97,7 +97,8 @@ fn write_project_seeds() {
                 codec: Some(codec),
                 ..ImportOptions::default()
             };
-            let Ok(meta) = import_one(&archive, &job, &opts) else {
+            let Ok(zarr_wavfs::import::Imported { meta, .. }) = import_one(&archive, &job, &opts)
+            else {
                 continue; // e.g. float samples, which FLAC cannot hold
             };
             let attrs = meta.to_attrs();

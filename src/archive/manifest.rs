@@ -503,7 +503,7 @@ mod tests {
                 codec: Some(Codec::Pcm),
                 ..ImportOptions::default()
             };
-            import_one(&archive, &job, &opts).unwrap()
+            import_one(&archive, &job, &opts).unwrap().meta
         };
         let meta = add("s");
         let mut first = ManifestUpdater::start(&archive);
